@@ -1,0 +1,15 @@
+// The CPU extension fusedmetrics._core. Each binding file registers its own part.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_info(py::module_& m);
+void bind_accuracy(py::module_& m);
+void bind_summary(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fusedmetrics CPU kernels";
+  bind_info(m);
+  bind_accuracy(m);
+  bind_summary(m);
+}

@@ -1,0 +1,43 @@
+// The per-row accuracy rule, shared by every CPU and CUDA kernel.
+//
+// numpy's argmax order: NaN is the greatest value and the first NaN wins; among
+// equal values the lowest index wins. The target t (value v = y[t]) is ranked by
+// counting the classes that come before it in that order; the row is correct for
+// top-k when fewer than k classes rank above it. No argmax is ever computed.
+// See research/kernels.md section 1 for the proof sketch and the checks.
+#pragma once
+#include "hd.h"
+
+namespace fm {
+
+enum LabelKind : int { kLabelIgnored = 0, kLabelOutOfRange = 1, kLabelValid = 2 };
+
+// Labels arrive as int64. Unsigned 64-bit labels are reinterpreted (as is the
+// ignore label, by the caller), which keeps equality and sends values >= 2^63 out
+// of range. Bounds are checked here, before any kernel reads y[i, t].
+FM_HD int classify_label(int64_t t, int64_t num_classes, bool has_ignore, int64_t ignore) {
+  if (has_ignore && t == ignore) return kLabelIgnored;
+  if (t < 0 || t >= num_classes) return kLabelOutOfRange;
+  return kLabelValid;
+}
+
+// Does class j (score x) rank above the target (index t, score v)?
+// Written with negated ordered compares so that a NaN x always ranks above a
+// non-NaN v: !(x <= v) is true for x > v and for NaN.
+template <class F>
+FM_HD bool ranks_above(F x, F v, int64_t j, int64_t t) {
+  if (v != v) return j < t && x != x;
+  return !(x <= v) || (j < t && x == v);
+}
+
+// The number of classes ranked above the target, counted until it reaches k.
+// load(j) returns the score of class j as F.
+template <class F, class Load>
+FM_HD int64_t target_rank(const Load& load, int64_t num_classes, int64_t t, int64_t k) {
+  const F v = load(t);
+  int64_t rank = 0;
+  for (int64_t j = 0; j < num_classes && rank < k; ++j) rank += ranks_above<F>(load(j), v, j, t);
+  return rank;
+}
+
+}  // namespace fm

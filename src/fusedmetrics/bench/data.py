@@ -1,0 +1,88 @@
+"""Input shapes, default sizes and rotating pools of input buffers.
+
+A pool holds enough buffers that, cycling through them, each buffer has left the last-level cache
+before it is read again (their total is at least 2.5x the cache), so the timings measure memory.
+"""
+import math
+
+import numpy as np
+
+# Issue 2's shapes: the smallest N per class count; doubled as needed to exceed the cache.
+BASE_SHAPES = [(1 << 20, 10), (1 << 17, 100), (1 << 14, 1000), (1024, 32000)]
+QUICK_SHAPES = [(1 << 20, 10), (1 << 14, 1000)]
+GPU_MIN_BYTES = 1 << 30          # issue 2: GPU figures on inputs of 1 GB or more
+POOL_CACHE_FACTOR = 2.5
+POOL_MAX = 16
+
+
+def parse_shapes(text):
+    """'1048576x10,16384x1000' -> [(1048576, 10), (16384, 1000)]."""
+    shapes = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        parts = item.split("x")
+        try:
+            n, c = (int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"--shapes: expected NxC items like 1048576x10, got {item!r}") from None
+        if n < 1 or c < 1:
+            raise ValueError(f"--shapes: N and C must be positive, got {item!r}")
+        shapes.append((n, c))
+    if not shapes:
+        raise ValueError("--shapes: no shape given")
+    return shapes
+
+
+def input_bytes(n, c, dtype, label_dtype):
+    return n * c * np.dtype(dtype).itemsize + n * np.dtype(label_dtype).itemsize
+
+
+def default_shapes(device, dtype, label_dtype, llc_bytes, quick):
+    """Issue 2's shapes, N doubled until the inputs exceed the cache (CPU) or 1 GB (GPU)."""
+    floor = GPU_MIN_BYTES if device == "cuda" else (llc_bytes or 32 << 20) + 1
+    shapes = []
+    for n, c in (QUICK_SHAPES if quick else BASE_SHAPES):
+        while input_bytes(n, c, dtype, label_dtype) < floor:
+            n *= 2
+        shapes.append((n, c))
+    return shapes
+
+
+def pool_size(nbytes, llc_bytes):
+    """How many buffers of ``nbytes`` to rotate over."""
+    llc = llc_bytes or 32 << 20
+    return max(2, min(POOL_MAX, math.ceil(POOL_CACHE_FACTOR * llc / max(nbytes, 1)) + 1))
+
+
+class ArrayMaker:
+    """Random arrays from one seeded generator on the host (numpy) or the device (cupy)."""
+
+    def __init__(self, xp, seed=0):
+        self.xp = xp
+        if xp is np:
+            self._rng = np.random.default_rng(seed)
+        else:
+            self._rng = xp.random.RandomState(seed)
+
+    def uniform(self, shape, dtype):
+        """Values in [0, 1) of ``dtype`` (float16 is rounded from float32)."""
+        if self.xp is np:
+            a = self._rng.random(shape, dtype=np.float32)
+        else:
+            a = self._rng.random_sample(size=shape, dtype=np.float32)
+        return a if np.dtype(dtype) == np.float32 else a.astype(dtype)
+
+    def integers(self, high, size, dtype):
+        if self.xp is np:
+            return self._rng.integers(0, high, size=size, dtype=dtype)
+        return self._rng.randint(0, high, size=size, dtype=dtype)
+
+    def logits_and_labels(self, n, c, dtype, label_dtype):
+        """Logits in [0, 1) and labels where about half the rows are correct (counts are not trivial)."""
+        y = self.uniform((n, c), dtype)
+        t = self.integers(c, n, label_dtype)
+        hit = self.uniform((n,), np.float32) < 0.5
+        t = self.xp.where(hit, y.argmax(axis=1).astype(label_dtype), t).astype(label_dtype)
+        return y, t

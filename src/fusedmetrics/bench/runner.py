@@ -1,0 +1,154 @@
+"""Argument parsing and the run: plan every suite, run its cases, print tables, write JSON/PNG."""
+import argparse
+import datetime
+import sys
+import traceback
+
+import numpy as np
+
+from . import machine, report, suite_accuracy, suite_bandwidth, suite_evaluator, suite_summary
+from .context import Context
+from .data import parse_shapes
+from .errors import GuardError, SkipSuite
+from .optional import cupy_with_device, try_import
+from .progress import Progress
+
+SUITES = {m.NAME: m for m in (suite_accuracy, suite_summary, suite_evaluator, suite_bandwidth)}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="fusedmetrics-bench",
+        description="Benchmark fusedmetrics against numpy, Chainer and CuPy on this machine. "
+                    "Medians over repeats after warm-up; baselines and ours interleaved; ratios from the same run.")
+    p.add_argument("--suite", default=",".join(SUITES),
+                   help=f"comma-separated suites to run (default: all of {','.join(SUITES)})")
+    p.add_argument("--shapes", default=None,
+                   help="accuracy shapes NxC, comma-separated, e.g. 1048576x10,16384x1000 "
+                        "(default: issue 2's shapes, N grown until the inputs exceed the last-level cache; "
+                        "1 GB or more on a GPU)")
+    p.add_argument("--dtype", default="float32", help="logit dtypes, comma-separated: float16,float32,float64")
+    p.add_argument("--label-dtype", default="int32", help="label dtype (default int32)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quick", action="store_true",
+                   help="the embedded default: fewer shapes and repeats (under 2 minutes on 2 CPU cores)")
+    p.add_argument("--repeat", type=int, default=None, help="timed rounds per figure (default 5 quick, 15 full)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 1 quick, 2 full)")
+    p.add_argument("--threads", type=int, default=None, help="fusedmetrics.set_num_threads(N) before timing")
+    p.add_argument("--json", metavar="PATH", default=None, help="write every figure and the machine description")
+    p.add_argument("--plot", metavar="PATH", default=None, help="write a PNG (needs matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def _dtypes(text):
+    out = []
+    for name in text.split(","):
+        name = name.strip()
+        if not name:
+            continue
+        dt = np.dtype(name)
+        if dt.kind != "f":
+            raise ValueError(f"--dtype: {name} is not a floating dtype")
+        out.append(dt.name)
+    return out
+
+
+def run(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+        unknown = [s for s in suites if s not in SUITES]
+        if unknown:
+            raise ValueError(f"--suite: unknown {unknown}; choose from {list(SUITES)}")
+        dtypes = _dtypes(args.dtype)
+        label_dtype = np.dtype(args.label_dtype)
+        if label_dtype.kind not in "iu":
+            raise ValueError(f"--label-dtype: {args.label_dtype} is not an integer dtype")
+        shapes = parse_shapes(args.shapes) if args.shapes else None
+        if args.repeat is not None and args.repeat < 1:
+            raise ValueError("--repeat must be >= 1")
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+
+    cupy = None
+    if args.device == "cuda":
+        cupy, why = cupy_with_device()
+        if cupy is None:
+            print(f"fusedmetrics-bench: --device cuda needs CuPy and a GPU: {why}", file=sys.stderr)
+            return 2
+
+    fm, why = try_import("fusedmetrics")
+    if args.threads is not None:
+        if fm is None or not hasattr(fm, "set_num_threads"):
+            print(f"fusedmetrics-bench: --threads ignored: fusedmetrics.set_num_threads unavailable ({why})",
+                  file=sys.stderr)
+        else:
+            fm.set_num_threads(args.threads)
+
+    llc = machine.last_level_cache_bytes()
+    ctx = Context(device=args.device,
+                  repeat=args.repeat or (5 if args.quick else 15),
+                  warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
+                  quick=args.quick, dtypes=dtypes, label_dtype=label_dtype.name, shapes=shapes,
+                  llc_bytes=llc, min_sample_s=0.005 if args.quick else 0.02, cupy=cupy)
+    if llc is None:
+        ctx.notes.append("last-level cache size unknown: assumed 32 MiB")
+
+    doc = {
+        "schema": "fusedmetrics-bench/1",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["fusedmetrics-bench"] + list(argv)),
+        "options": {"suites": suites, "shapes": [list(s) for s in shapes] if shapes else None,
+                    "dtypes": dtypes, "label_dtype": label_dtype.name, "device": args.device,
+                    "quick": args.quick, "repeat": ctx.repeat, "warmup": ctx.warmup, "threads": args.threads},
+        "suites": {},
+        "notes": ctx.notes,
+    }
+
+    # Plan first, so the progress bar knows the total.
+    plans = {}
+    for name in suites:
+        try:
+            plans[name] = SUITES[name].plan(ctx)
+            doc["suites"][name] = {"status": "ok", "results": []}
+        except SkipSuite as exc:
+            doc["suites"][name] = {"status": "skipped", "reason": str(exc), "results": []}
+            print(f"fusedmetrics-bench: suite {name} skipped: {exc}", file=sys.stderr)
+        except Exception as exc:
+            doc["suites"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "results": []}
+            print(f"fusedmetrics-bench: suite {name} failed to plan: {exc}", file=sys.stderr)
+    total = sum(SUITES[n].steps(ctx, c) for n, cases in plans.items() for c in cases)
+    ctx.progress = Progress(total, enabled=not args.no_progress)
+
+    for name, cases in plans.items():
+        mod, entry = SUITES[name], doc["suites"][name]
+        for i, case in enumerate(cases):
+            ctx.progress.set_label(mod.label(case))
+            try:
+                entry["results"].append(mod.run_case(ctx, case))
+            except GuardError as exc:
+                entry["status"], entry["error"] = "error", f"correctness guard: {exc}"
+            except Exception as exc:
+                entry["status"], entry["error"] = "error", f"{type(exc).__name__}: {exc}"
+                entry["traceback"] = traceback.format_exc()
+            if entry["status"] == "error":
+                ctx.progress.note(f"fusedmetrics-bench: suite {name} aborted: {entry['error']}")
+                ctx.progress.step(sum(mod.steps(ctx, c) for c in cases[i:]))
+                break
+    ctx.progress.close()
+
+    doc["machine"] = machine.describe(cupy)
+    print(report.render(doc, SUITES))
+    if args.json:
+        report.write_json(doc, args.json)
+        print(f"\nJSON written to {args.json}")
+    if args.plot:
+        from .plot import write_plot
+        why = write_plot(doc, args.plot)
+        if why:
+            print(why, file=sys.stderr)
+        else:
+            print(f"plot written to {args.plot}")
+    return 1 if any(s["status"] == "error" for s in doc["suites"].values()) else 0

@@ -1,0 +1,178 @@
+"""Suite ``accuracy``: fused accuracy counts against the argmax paths people use today.
+
+Per shape and dtype, interleaved in one loop:
+- ours: ``fusedmetrics.accuracy_counts(y, t)``;
+- numpy (CPU) / cupy (GPU): ``(y.argmax(1) == t).sum()``;
+- chainer: ``chainer.functions.accuracy(y, t)`` (when Chainer is importable and can use the arrays);
+- the ceiling over the same byte count: ``numpy.sum`` of a float32 buffer (CPU, read bandwidth) or a
+  device-to-device copy (GPU, bytes read plus bytes written, as copy bandwidth is usually quoted).
+GB/s counts the bytes of the logits plus the labels, each read once.
+"""
+import numpy as np
+
+from . import data, hooks
+from .errors import GuardError, SkipSuite
+from .timing import Candidate, measure, rounds
+
+NAME = "accuracy"
+
+
+def plan(ctx):
+    try:
+        import fusedmetrics
+        fusedmetrics.accuracy_counts  # noqa: B018  (fails when the core is not built)
+    except Exception as exc:
+        if hooks.get("accuracy_counts", None) is None:
+            raise SkipSuite(f"fusedmetrics.accuracy_counts unavailable ({type(exc).__name__}: {exc})")
+    cases = []
+    for dtype in ctx.dtypes:
+        shapes = ctx.shapes or data.default_shapes(ctx.device, dtype, ctx.label_dtype, ctx.llc_bytes, ctx.quick)
+        for n, c in shapes:
+            cases.append({"N": n, "C": c, "dtype": dtype})
+    return cases
+
+
+def steps(ctx, case):
+    return rounds(ctx.repeat, ctx.warmup)
+
+
+def label(case):
+    return f"accuracy {case['N']}x{case['C']} {case['dtype']}"
+
+
+def _ours():
+    import fusedmetrics
+    return hooks.get("accuracy_counts", getattr(fusedmetrics, "accuracy_counts", None))
+
+
+def _to_host(a):
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def _check_chainer_value(ctx, value, correct, total, dtype, where):
+    """Chainer's F.accuracy is a baseline: a wrong value is noted (e.g. float16 overflow), not fatal."""
+    exact = correct / total if total else 0.0
+    got = float(_to_host(value))
+    tol = 2 * float(np.finfo(dtype).eps) * max(1.0, abs(exact))
+    if not np.isfinite(got) or abs(got - exact) > tol:
+        ctx.note(f"chainer F.accuracy gave {got!r} where the exact accuracy is {exact!r} ({where}); "
+                 "timed anyway as a baseline")
+        return False
+    return True
+
+
+def run_case(ctx, case):
+    xp, n, c, dtype = ctx.xp, case["N"], case["C"], np.dtype(case["dtype"])
+    label_dtype = np.dtype(ctx.label_dtype)
+    nbytes = data.input_bytes(n, c, dtype, label_dtype)
+    cache = ctx.llc_bytes if ctx.device == "cpu" else _gpu_l2(ctx)
+    pool_n = data.pool_size(nbytes, cache)
+    if ctx.device == "cuda":
+        pool_n = max(pool_n, 3)
+    maker = data.ArrayMaker(xp, seed=n * 7919 + c)
+    pool = [maker.logits_and_labels(n, c, dtype, label_dtype) for _ in range(pool_n)]
+    where = f"N={n} C={c} {dtype.name} logits, {label_dtype.name} labels, {ctx.device}"
+
+    ours = _ours()
+    chainer, why = ctx.chainer()
+    if chainer is None:
+        ctx.note(f"Chainer baselines skipped: {why}")
+    F = chainer.functions if chainer is not None else None
+
+    # Correctness guard: every buffer, before anything is timed.
+    chainer_ok = F is not None
+    for y, t in pool:
+        expected = int(_to_host((y.argmax(axis=1) == t).sum()))
+        got = _to_host(ours(y, t))
+        if got.shape != (2,) or int(got[0]) != expected or int(got[1]) != n:
+            raise GuardError(f"accuracy_counts mismatch ({where}): got {got.tolist()}, "
+                             f"the argmax baseline gives [{expected}, {n}]")
+        if chainer_ok:
+            try:
+                chainer_ok = _check_chainer_value(ctx, F.accuracy(y, t).array, expected, n, dtype, where) and chainer_ok
+            except Exception as exc:
+                ctx.note(f"chainer F.accuracy failed ({where}): {type(exc).__name__}: {exc}; skipped")
+                F = None
+                chainer_ok = False
+
+    def pick(i):
+        return pool[i % pool_n]
+
+    candidates = [
+        Candidate("ours", lambda i: ours(*pick(i)), ctx.sync_fn),
+        Candidate("cupy" if ctx.device == "cuda" else "numpy",
+                  lambda i: (lambda y, t: (y.argmax(axis=1) == t).sum())(*pick(i)), ctx.sync_fn),
+    ]
+    if F is not None:
+        candidates.append(Candidate("chainer", lambda i: F.accuracy(*pick(i)), ctx.sync_fn))
+    ceiling_name, ceiling_bytes, ceiling_cand, ceiling_keep = _ceiling(ctx, maker, nbytes, pool_n)
+    candidates.append(ceiling_cand)
+
+    timings = measure(candidates, ctx.repeat, ctx.warmup, ctx.min_sample_s,
+                      on_round=ctx.progress.step if ctx.progress else None)
+    del pool, ceiling_keep
+
+    ours_t = timings["ours"].median_s
+    result = {
+        "N": n, "C": c, "dtype": dtype.name, "label_dtype": label_dtype.name, "device": ctx.device,
+        "bytes": nbytes, "buffers": pool_n, "pool_exceeds_cache": bool(cache is None or nbytes * pool_n > 2 * cache),
+        "ceiling": ceiling_name,
+        "chainer_value_exact": chainer_ok if F is not None else None,
+        "time_s": {k: v.median_s for k, v in timings.items()},
+        "samples_s": {k: v.samples_s for k, v in timings.items()},
+        "calls_per_sample": {k: v.calls_per_sample for k, v in timings.items()},
+        "gbps": {k: (ceiling_bytes if k == "ceiling" else nbytes) / v.median_s / 1e9 for k, v in timings.items()},
+        "speedup": {k: v.median_s / ours_t for k, v in timings.items() if k not in ("ours", "ceiling")},
+    }
+    result["pct_of_ceiling"] = 100.0 * result["gbps"]["ours"] / result["gbps"]["ceiling"]
+    if result["chainer_value_exact"] is None:
+        del result["chainer_value_exact"]
+    return result
+
+
+def _gpu_l2(ctx):
+    try:
+        return int(ctx.cupy.cuda.runtime.getDeviceProperties(ctx.cupy.cuda.Device().id)["l2CacheSize"])
+    except Exception:
+        return 64 << 20
+
+
+def _ceiling(ctx, maker, nbytes, pool_n):
+    """The memory ceiling over the same byte count, as a timing candidate."""
+    elems = max(1, nbytes // 4)
+    if ctx.device == "cuda":
+        cp = ctx.cupy
+        srcs = [maker.uniform((elems,), np.float32) for _ in range(pool_n)]
+        dst = cp.empty_like(srcs[0])
+        stream = cp.cuda.get_current_stream()
+        size = elems * 4
+
+        def copy(i):
+            dst.data.copy_from_device_async(srcs[i % pool_n].data, size, stream)
+        # GB/s of a copy counts the bytes read and the bytes written.
+        return ("device-to-device copy (read+write bytes)", 2 * size,
+                Candidate("ceiling", copy, ctx.sync_fn), (srcs, dst))
+    bufs = [maker.uniform((elems,), np.float32) for _ in range(pool_n)]
+    return ("numpy.sum read (float32)", elems * 4,
+            Candidate("ceiling", lambda i: bufs[i % pool_n].sum()), bufs)
+
+
+def table(results):
+    headers = ["shape NxC", "dtype", "ours ms", "ours GB/s", "% ceiling", "base ms", "x base",
+               "chainer ms", "x chainer", "ceiling GB/s"]
+    rows = []
+    for r in results:
+        base = "cupy" if "cupy" in r["time_s"] else "numpy"
+        rows.append([
+            f"{r['N']}x{r['C']}", r["dtype"],
+            _ms(r["time_s"]["ours"]), f"{r['gbps']['ours']:.1f}", f"{r['pct_of_ceiling']:.0f}%",
+            _ms(r["time_s"][base]) + f" ({base})", f"{r['speedup'][base]:.1f}x",
+            _ms(r["time_s"]["chainer"]) if "chainer" in r["time_s"] else "-",
+            f"{r['speedup']['chainer']:.1f}x" if "chainer" in r["speedup"] else "-",
+            f"{r['gbps']['ceiling']:.1f}",
+        ])
+    return headers, rows
+
+
+def _ms(seconds):
+    return f"{seconds * 1e3:.3f}"

@@ -1,0 +1,74 @@
+"""Interleaved timing: every candidate runs in every round, in a rotating order, and each figure is
+the median of the rounds that follow the warm-up ones.
+
+A candidate is a callable taking the call index ``i``; it picks its input with ``i`` (a rotation over
+several buffers, so that a buffer is not re-read straight from cache). The index is one counter
+shared by all candidates, so consecutive calls, whoever makes them, touch different buffers.
+Device work is timed with a host clock between two synchronisations of the device.
+"""
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+@dataclass
+class Candidate:
+    name: str
+    fn: Callable[[int], Any]
+    sync: Optional[Callable[[], None]] = None   # waits for queued device work, None on the host
+
+
+@dataclass
+class Timing:
+    """Seconds per call of one candidate: the median and the samples it came from."""
+    median_s: float
+    samples_s: list = field(default_factory=list)
+    calls_per_sample: int = 1
+
+
+def _time_block(cand, counter, calls):
+    if cand.sync is not None:
+        cand.sync()
+    t0 = time.perf_counter()
+    for j in range(calls):
+        cand.fn(counter + j)
+    if cand.sync is not None:
+        cand.sync()
+    return time.perf_counter() - t0
+
+
+def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, on_round=None):
+    """Time ``candidates`` interleaved; return {name: Timing}.
+
+    Each sample is long enough (``min_sample_s``) for the clock: short calls are repeated inside
+    the sample and divided out. ``on_round`` is called after each round (progress display).
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    counter = 0
+    calls = {}
+    # Calibration doubles as the first warm-up call of each candidate.
+    for cand in candidates:
+        single = _time_block(cand, counter, 1)
+        counter += 1
+        calls[cand.name] = max(1, min(max_calls, math.ceil(min_sample_s / max(single, 1e-9))))
+    samples = {cand.name: [] for cand in candidates}
+    n = len(candidates)
+    for r in range(warmup + repeat):
+        for k in range(n):
+            cand = candidates[(r + k) % n]   # rotate who goes first
+            c = calls[cand.name]
+            elapsed = _time_block(cand, counter, c)
+            counter += c
+            if r >= warmup:
+                samples[cand.name].append(elapsed / c)
+        if on_round is not None:
+            on_round()
+    return {name: Timing(statistics.median(s), s, calls[name]) for name, s in samples.items()}
+
+
+def rounds(repeat, warmup=1):
+    """How many progress steps ``measure`` makes."""
+    return warmup + repeat

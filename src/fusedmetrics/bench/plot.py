@@ -53,8 +53,11 @@ def _bars(ax, labels, series, ylabel, title, target=None, target_label=None, log
                             ha="center", va="bottom", fontsize=8)
     if target is not None:
         ax.axhline(target, color="red", linestyle="--", linewidth=1, label=target_label)
-    if log:
+    values = [v for vals in series.values() for v in vals if v]
+    if log and values and max(values) / min(values) > 20:
+        from matplotlib.ticker import ScalarFormatter
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel(ylabel)
@@ -66,13 +69,27 @@ def _shape_label(r):
     return f"{r['N']}x{r['C']}\n{r['dtype']}"
 
 
+# Issue 2's CPU targets against numpy's argmax path, per class count (float32 logits).
+CPU_SPEEDUP_TARGETS = {10: 15.0, 100: 3.0, 1000: 1.0, 32000: 1.0}
+
+
 def _speedup(ax, acc):
     base = "cupy" if "cupy" in acc[0]["speedup"] else "numpy"
     series = {f"vs {base} argmax": [r["speedup"].get(base) for r in acc]}
     if any("chainer" in r["speedup"] for r in acc):
         series["vs Chainer F.accuracy"] = [r["speedup"].get("chainer") for r in acc]
-    _bars(ax, [_shape_label(r) for r in acc], series, "speedup (x, log)",
+    _bars(ax, [_shape_label(r) for r in acc], series, "speedup (x)",
           "accuracy_counts: speedup (their time / ours, same run)", target=1.0, target_label="1x", log=True)
+    if base == "numpy":
+        marked = False
+        for x, r in enumerate(acc):
+            goal = CPU_SPEEDUP_TARGETS.get(r["C"])
+            if goal and goal > 1:
+                ax.hlines(goal, x - 0.45, x + 0.45, colors="black", linewidth=2,
+                          label=None if marked else "target vs numpy (issue 2)")
+                marked = True
+        if marked:
+            ax.legend(fontsize=8)
 
 
 def _ceiling(ax, acc):
@@ -81,10 +98,23 @@ def _ceiling(ax, acc):
           target_label="80% target (CPU)", fmt="{:.0f}%")
 
 
+# Issue 3's targets for 8 keys on the CPU.
+SUMMARY_TARGETS = {(8, "numpy float32"): 10.0, (8, "python float"): 5.0}
+
+
 def _summary(ax, res):
     labels = [f"{r['keys']} keys\n{r['values']}" for r in res]
     _bars(ax, labels, {"vs Chainer DictSummary": [r["speedup"].get("chainer") for r in res]},
           "speedup (x)", "DictSummary.add: Chainer's time / ours", target=1.0, target_label="1x")
+    marked = False
+    for x, r in enumerate(res):
+        goal = SUMMARY_TARGETS.get((r["keys"], r["values"]))
+        if goal:
+            ax.hlines(goal, x - 0.45, x + 0.45, colors="black", linewidth=2,
+                      label=None if marked else "target (issue 3)")
+            marked = True
+    if marked:
+        ax.legend(fontsize=8)
 
 
 def _evaluator(ax, res):
@@ -92,4 +122,5 @@ def _evaluator(ax, res):
     _bars(ax, labels, {"ours": [r["time_per_batch_s"]["ours"] * 1e6 for r in res],
                        "chainer": [r["time_per_batch_s"]["chainer"] * 1e6 for r in res],
                        "bare loop": [r["time_per_batch_s"]["loop"] * 1e6 for r in res]},
-          "us per batch", "Evaluator cost per batch (lower is better)", fmt="{:.0f}")
+          "us per batch", "Evaluator cost per batch (lower is better; target: ours at most half of Chainer's)",
+          fmt="{:.0f}")

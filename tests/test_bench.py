@@ -89,7 +89,7 @@ def test_ratios_come_from_the_same_run(tiny_doc):
             assert ratio == pytest.approx(t[k] / t["ours"], rel=1e-12)
         for k, v in t.items():
             assert v == pytest.approx(statistics.median(r["samples_s"][k]), rel=1e-12)
-            nbytes = r["bytes"] if k != "ceiling" else r["gbps"]["ceiling"] * v * 1e9
+            nbytes = r["bytes"] if k != "ceiling" else r["bytes"] // 4 * 4   # float32 sum over the same bytes
             assert r["gbps"][k] == pytest.approx(nbytes / v / 1e9, rel=1e-12)
         assert r["bytes"] == r["N"] * r["C"] * np.dtype(r["dtype"]).itemsize + r["N"] * 4
         assert r["pct_of_ceiling"] == pytest.approx(100 * r["gbps"]["ours"] / r["gbps"]["ceiling"], rel=1e-12)
@@ -181,11 +181,15 @@ def test_console_entry_point_subprocess(tmp_path):
     png = tmp_path / "b.png"
     proc = subprocess.run(
         [sys.executable, "-m", "fusedmetrics.bench", "--suite", "accuracy,bandwidth", "--quick", "--repeat", "1",
-         "--warmup", "0", "--shapes", "2048x10", "--threads", "1", "--plot", str(png)],
+         "--warmup", "0", "--shapes", "2048x10", "--threads", "1", "--plot", str(png),
+         "--markdown", str(tmp_path / "r.md")],
         capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "== accuracy" in proc.stdout and "== bandwidth" in proc.stdout
     assert "2048x10" in proc.stdout
+    md = (tmp_path / "r.md").read_text()
+    assert "Command: `fusedmetrics-bench --suite accuracy,bandwidth" in md and "== accuracy" in md
+    assert "fusedmetrics threads: 1" in md
     if try_import("matplotlib")[0] is not None:
         assert png.stat().st_size > 1000
     else:

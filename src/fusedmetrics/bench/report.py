@@ -65,3 +65,29 @@ def write_json(doc, path):
     with open(path, "w") as f:
         json.dump(_clean(doc), f, indent=1)
         f.write("\n")
+
+
+def markdown(doc, suite_modules):
+    """A RESULTS.md section: command, date, machine, versions, then the tables."""
+    m, v = doc["machine"], doc["machine"]["versions"]
+    gpu = m.get("gpu") or {}
+    build = m.get("fusedmetrics_build_info")
+    lines = [
+        f"## {doc['options']['device'].upper()}: {gpu.get('name') or m['cpu_model']} ({doc['date']})",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['cpu_cores_usable']} usable cores, last-level cache "
+        f"{_mib(m['last_level_cache_bytes'])}, {m['memory_bytes'] / 2**30:.0f} GiB memory, {m['platform']}"
+        if m.get("memory_bytes") else f"- Machine: {m['cpu_model']}, {m['cpu_cores_usable']} usable cores",
+    ]
+    if gpu.get("name"):
+        lines.append(f"- GPU: {gpu['name']}, {gpu.get('memory_bytes', 0) / 2**30:.0f} GiB, "
+                     f"compute capability {gpu.get('compute_capability')}, driver {gpu.get('driver_version')}, "
+                     f"runtime {gpu.get('runtime_version')}")
+    lines.append("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val))
+    lines.append(f"- fusedmetrics threads: {m.get('fusedmetrics_threads')}; build_info: `{build}`")
+    lines.append(f"- Medians of {doc['options']['repeat']} rounds after {doc['options']['warmup']} warm-up "
+                 "round(s); implementations interleaved; ratios = their median time / ours, same run.")
+    lines += ["", "```", render(doc, suite_modules), "```", ""]
+    return "\n".join(lines)

@@ -37,6 +37,8 @@ def build_parser():
     p.add_argument("--threads", type=int, default=None, help="fusedmetrics.set_num_threads(N) before timing")
     p.add_argument("--json", metavar="PATH", default=None, help="write every figure and the machine description")
     p.add_argument("--plot", metavar="PATH", default=None, help="write a PNG (needs matplotlib)")
+    p.add_argument("--markdown", metavar="PATH", default=None,
+                   help="write a RESULTS.md section (command, date, machine, versions, tables)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -144,6 +146,10 @@ def run(argv):
     if args.json:
         report.write_json(doc, args.json)
         print(f"\nJSON written to {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report.markdown(doc, SUITES))
+        print(f"markdown written to {args.markdown}")
     if args.plot:
         from .plot import write_plot
         why = write_plot(doc, args.plot)

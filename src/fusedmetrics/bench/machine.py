@@ -99,6 +99,14 @@ def gpu_description(cupy):
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def load_average():
+    """1/5/15-minute load: a busy machine explains noisy figures."""
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
 def describe(cupy=None):
     fm, _ = try_import("fusedmetrics")
     build = None
@@ -119,6 +127,7 @@ def describe(cupy=None):
         "last_level_cache_bytes": last_level_cache_bytes(),
         "memory_bytes": memory_bytes(),
         "platform": platform.platform(),
+        "load_average": load_average(),
         "gpu": gpu_description(cupy),
         "fusedmetrics_threads": threads,
         "versions": {

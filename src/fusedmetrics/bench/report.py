@@ -20,7 +20,9 @@ def render(doc, suite_modules):
     parts.append(f"fusedmetrics-bench  {doc['date']}  device={doc['options']['device']}  "
                  f"cpu={m['cpu_model']} ({m['cpu_cores_usable']} cores, LLC {_mib(m['last_level_cache_bytes'])})"
                  + (f"  gpu={gpu.get('name')}" if gpu.get("name") else "")
-                 + f"  fusedmetrics threads={m.get('fusedmetrics_threads')}")
+                 + f"  fusedmetrics threads={m.get('fusedmetrics_threads')}"
+                 + (f"  load {_load(doc.get('load_average_at_start'))} -> {_load(m.get('load_average'))}"
+                    if m.get("load_average") else ""))
     for name, suite in doc["suites"].items():
         parts.append("")
         status = suite["status"]
@@ -37,6 +39,10 @@ def render(doc, suite_modules):
         parts.append("")
         parts += ["note: " + n for n in doc["notes"]]
     return "\n".join(parts)
+
+
+def _load(avg):
+    return f"{avg[0]:.2f}" if avg else "?"
 
 
 def _mib(n):

@@ -107,6 +107,7 @@ def run(argv):
                     "quick": args.quick, "repeat": ctx.repeat, "warmup": ctx.warmup, "threads": args.threads},
         "suites": {},
         "notes": ctx.notes,
+        "load_average_at_start": machine.load_average(),
     }
 
     # Plan first, so the progress bar knows the total.

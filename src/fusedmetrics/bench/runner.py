@@ -40,6 +40,8 @@ def build_parser():
     p.add_argument("--markdown", metavar="PATH", default=None,
                    help="write a RESULTS.md section (command, date, machine, versions, tables)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--from-json", metavar="PATH", default=None,
+                   help="run nothing: print the tables of a saved JSON (and --plot/--markdown it)")
     return p
 
 
@@ -59,6 +61,8 @@ def _dtypes(text):
 def run(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.from_json:
+        return _from_json(args)
     try:
         suites = [s.strip() for s in args.suite.split(",") if s.strip()]
         unknown = [s for s in suites if s not in SUITES]
@@ -147,6 +151,11 @@ def run(argv):
     if args.json:
         report.write_json(doc, args.json)
         print(f"\nJSON written to {args.json}")
+    _write_extras(doc, args)
+    return 1 if any(s["status"] == "error" for s in doc["suites"].values()) else 0
+
+
+def _write_extras(doc, args):
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(report.markdown(doc, SUITES))
@@ -158,4 +167,12 @@ def run(argv):
             print(why, file=sys.stderr)
         else:
             print(f"plot written to {args.plot}")
-    return 1 if any(s["status"] == "error" for s in doc["suites"].values()) else 0
+
+
+def _from_json(args):
+    import json
+    with open(args.from_json) as f:
+        doc = json.load(f)
+    print(report.render(doc, SUITES))
+    _write_extras(doc, args)
+    return 0

@@ -373,7 +373,8 @@ Read read_scalar(PyObject* o) {
     return r;
   }
   // Device arrays: accepted only when 0-d, like every other array.
-  if (PyObject_HasAttr(o, g.s_cai)) {
+  // Look on the type first: evaluating CuPy's property builds a dict.
+  if (PyObject_HasAttr(reinterpret_cast<PyObject*>(Py_TYPE(o)), g.s_cai) || PyObject_HasAttr(o, g.s_cai)) {
     long nd = ndim_of(o);
     if (nd < 0) {  // a bare __cuda_array_interface__ object: use its shape
       PyObject* cai = PyObject_GetAttr(o, g.s_cai);

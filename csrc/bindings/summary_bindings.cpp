@@ -209,32 +209,49 @@ void init_cache() {
   g.ready = true;
 }
 
-// Is `o` a chainer.Variable (or a subclass such as Parameter)? Detected by the
-// class name in the MRO plus an `array` attribute, so Chainer is never imported.
-bool is_variable(PyObject* o) {
-  PyObject* mro = Py_TYPE(o)->tp_mro;
+// Is `o`'s class chainer.Variable or a subclass (Parameter)? Detected by the
+// class name in the MRO, so Chainer is never imported. The last few classes
+// found are remembered, so the MRO is walked once per class.
+PyTypeObject* g_variable_types[4] = {nullptr, nullptr, nullptr, nullptr};
+
+bool is_variable_type(PyTypeObject* t) {
+  for (PyTypeObject* known : g_variable_types) {
+    if (known == t) return true;
+  }
+  PyObject* mro = t->tp_mro;
   if (mro == nullptr || !PyTuple_Check(mro)) return false;
   const Py_ssize_t n = PyTuple_GET_SIZE(mro);
   for (Py_ssize_t i = 0; i < n; ++i) {
     const char* name = reinterpret_cast<PyTypeObject*>(PyTuple_GET_ITEM(mro, i))->tp_name;
     const char* dot = std::strrchr(name, '.');
     if (std::strcmp(dot ? dot + 1 : name, "Variable") == 0) {
-      return PyObject_HasAttr(o, g.s_array) == 1;
+      // Keep a reference: the cache must never point at a freed class.
+      Py_INCREF(t);
+      Py_XDECREF(g_variable_types[3]);
+      for (int j = 3; j > 0; --j) g_variable_types[j] = g_variable_types[j - 1];
+      g_variable_types[0] = t;
+      return true;
     }
   }
   return false;
 }
 
-// If `o` is a Variable, returns a new reference to its array; otherwise a new
-// reference to `o`. Null with an exception set on failure.
+// A Variable (a Variable-named class with an `array` attribute) becomes a new
+// reference to its array; anything else a new reference to itself. Null with an
+// exception set on failure.
 PyObject* unwrap_variable(PyObject* o) {
-  if (PyFloat_Check(o) || PyLong_Check(o) || Py_TYPE(o) == g.ndarray) {
+  PyTypeObject* t = Py_TYPE(o);
+  if (PyFloat_Check(o) || PyLong_Check(o) || t == g.ndarray || !is_variable_type(t)) {
     Py_INCREF(o);
     return o;
   }
-  if (is_variable(o)) return PyObject_GetAttr(o, g.s_array);
-  Py_INCREF(o);
-  return o;
+  PyObject* array = PyObject_GetAttr(o, g.s_array);
+  if (array == nullptr && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    PyErr_Clear();  // named Variable but not Chainer's: an ordinary object
+    Py_INCREF(o);
+    return o;
+  }
+  return array;
 }
 
 // `getattr(o, 'ndim', -1) == 0`, without raising (-1 when absent or not an int).
@@ -713,6 +730,10 @@ class DictSummaryState {
   // One (key, value) pair of add(), or (value, weight) of Summary.add when
   // `weight_in` is given. Throws (state untouched) on invalid input.
   void parse_item(PyObject* key, PyObject* value_in, PyObject* weight_in, bool single) {
+    // Own the key and value: Variable.array / __float__ run Python code that could
+    // drop the dict's references.
+    const py::object hold_key = py::reinterpret_borrow<py::object>(key);
+    const py::object hold_value = py::reinterpret_borrow<py::object>(value_in);
     PyObject* vraw = value_in;
     PyObject* wraw = weight_in;
     if (!single && PyTuple_Check(vraw)) {

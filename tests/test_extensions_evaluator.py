@@ -130,7 +130,7 @@ def test_single_objects_become_main_and_accessors_copy(impl):
 
 @impls
 def test_list_iterator_fails_at_construction(impl):
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="'list' object has no attribute 'items'"):
         IMPLEMENTATIONS[impl]([serial()], MeanModel())
 
 
@@ -488,3 +488,17 @@ def test_progress_bar_without_epoch_detail(capsys):
             warnings.simplefilter('ignore', DeprecationWarning)
             run_standalone(chainer_extensions.Evaluator(
                 copy.copy(it), MeanModel(), converter=to_array, progress_bar=True))
+
+
+@impls
+def test_function_target_fails_only_when_called(impl):
+    ev = IMPLEMENTATIONS[impl](serial(), lambda x: None)
+    with pytest.raises(AttributeError):
+        run_standalone(ev)
+
+
+def test_module_forwards_other_chainer_extensions():
+    assert extensions.LogReport is chainer_extensions.LogReport
+    assert extensions.snapshot is chainer_extensions.snapshot
+    with pytest.raises(AttributeError, match='NoSuchExtension'):
+        extensions.NoSuchExtension

@@ -96,7 +96,7 @@ class Evaluator(extension.Extension):
         self._progress_bar = progress_bar
         self._iterator_in_use = None
 
-        for it in iterator.values():
+        for _, it in iterator.items():   # a list fails here, as in Chainer
             if isinstance(it, _REPEAT_CHECKED) and getattr(it, 'repeat',
                                                            False):
                 warnings.warn(_REPEAT_WARNING)

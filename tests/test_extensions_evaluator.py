@@ -502,3 +502,23 @@ def test_module_forwards_other_chainer_extensions():
     assert extensions.snapshot is chainer_extensions.snapshot
     with pytest.raises(AttributeError, match='NoSuchExtension'):
         extensions.NoSuchExtension
+
+
+def test_dict_iterators_and_targets_match_chainer():
+    results = {}
+    for impl, cls in IMPLEMENTATIONS.items():
+        main, aux = MeanModel(), MeanModel()
+
+        def eval_func(x, main=main, aux=aux):
+            main(x)
+            aux(x * 2)
+        ev = cls({'main': serial(), 'extra': serial(batch=3)},
+                 {'main': main, 'aux': aux}, converter=to_array,
+                 eval_func=eval_func)
+        results[impl], _ = run_standalone(ev, 'validation')
+        assert set(ev.get_all_iterators()) == {'main', 'extra'}
+        assert len(main.seen) == 3   # only the 'main' iterator is evaluated
+    assert_results_equal(results['fusedmetrics'], results['chainer'])
+    assert list(results['fusedmetrics']) == [
+        'validation/main/mean_x', 'validation/main/sub/max',
+        'validation/aux/mean_x', 'validation/aux/sub/max']

@@ -89,22 +89,23 @@ int64_t count_ranked_above(const typename V::Storage* row, int64_t j0, int64_t j
   return count;
 }
 
-template <class V>
+template <class V, class Label>
 fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
   using F = typename V::Compute;
   const auto* y = reinterpret_cast<const typename V::Storage*>(task.y);
+  const auto* labels = reinterpret_cast<const Label*>(task.t);
   const int64_t C = task.C;
   const bool one_vector = C <= V::kLanes;
   const bool prefetch = task.M == 1 && C * int64_t(sizeof(typename V::Storage)) >= 1024;
   fm::cpu::Counts counts;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / task.M, m = r % task.M;
+    const int64_t n = task.M == 1 ? r : r / task.M, m = task.M == 1 ? 0 : r % task.M;
     const auto* row = y + n * task.ys_n + m * task.ys_m;
     if (prefetch) {  // the hardware prefetcher restarts at page boundaries; rows are about a page
       const char* next = reinterpret_cast<const char*>(row + task.ys_n);
       for (int line = 0; line < 8; ++line) _mm_prefetch(next + 64 * line, _MM_HINT_T0);
     }
-    const int64_t t = label_at(task, n, m);
+    const auto t = static_cast<int64_t>(labels[n * task.ts_n + m * task.ts_m]);
     const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
     if (kind == fm::kLabelIgnored) continue;
     ++counts.total;
@@ -130,15 +131,29 @@ fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, i
   return counts;
 }
 
+template <class V>
+fm::cpu::Counts count_rows_simd_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  switch (task.t_code) {
+    case fm::kI8: return count_rows_simd<V, int8_t>(task, r0, r1);
+    case fm::kI16: return count_rows_simd<V, int16_t>(task, r0, r1);
+    case fm::kI32: return count_rows_simd<V, int32_t>(task, r0, r1);
+    case fm::kI64: return count_rows_simd<V, int64_t>(task, r0, r1);
+    case fm::kU8: return count_rows_simd<V, uint8_t>(task, r0, r1);
+    case fm::kU16: return count_rows_simd<V, uint16_t>(task, r0, r1);
+    case fm::kU32: return count_rows_simd<V, uint32_t>(task, r0, r1);
+    default: return count_rows_simd<V, uint64_t>(task, r0, r1);
+  }
+}
+
 }  // namespace
 
 fm::cpu::Counts fm::cpu::count_rows_avx512(const AccuracyTask& task, int64_t r0, int64_t r1) {
   if (task.ys_c == 1) {
     switch (task.y_code) {
-      case fm::kF32: return count_rows_simd<F32x16>(task, r0, r1);
-      case fm::kF16: return count_rows_simd<F16x16>(task, r0, r1);
-      case fm::kBF16: return count_rows_simd<BF16x16>(task, r0, r1);
-      default: return count_rows_simd<F64x8>(task, r0, r1);
+      case fm::kF32: return count_rows_simd_any_label<F32x16>(task, r0, r1);
+      case fm::kF16: return count_rows_simd_any_label<F16x16>(task, r0, r1);
+      case fm::kBF16: return count_rows_simd_any_label<BF16x16>(task, r0, r1);
+      default: return count_rows_simd_any_label<F64x8>(task, r0, r1);
     }
   }
   return count_rows_portable(task, r0, r1);

@@ -57,7 +57,7 @@ fm::cpu::Counts count_rows_strided(const fm::cpu::AccuracyTask& task, int64_t r0
   const auto* y = reinterpret_cast<const typename L::Storage*>(task.y);
   fm::cpu::Counts counts;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / task.M, m = r % task.M;
+    const int64_t n = task.M == 1 ? r : r / task.M, m = task.M == 1 ? 0 : r % task.M;
     const int64_t t = label_at(task, n, m);
     const int kind = fm::classify_label(t, task.C, task.has_ignore, task.ignore);
     if (kind == fm::kLabelIgnored) continue;
@@ -81,7 +81,7 @@ fm::cpu::Counts count_rows_contiguous(const fm::cpu::AccuracyTask& task, int64_t
   fm::cpu::Counts counts;
   const int64_t C = task.C;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / task.M, m = r % task.M;
+    const int64_t n = task.M == 1 ? r : r / task.M, m = task.M == 1 ? 0 : r % task.M;
     const int64_t t = label_at(task, n, m);
     const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
     if (kind == fm::kLabelIgnored) continue;

@@ -13,10 +13,13 @@ SCRIPT = os.path.join(ROOT, 'examples', 'train_classifier.py')
 
 
 def run_example(*args, cwd):
+    # The example must import the same fusedmetrics as this test process (the
+    # installed package in CI, src/ in a developer build).
+    import fusedmetrics
+    package_parent = os.path.dirname(os.path.dirname(fusedmetrics.__file__))
     env = dict(os.environ)
-    src = os.path.join(ROOT, 'src')
     env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (src, env.get('PYTHONPATH')) if p)
+        p for p in (package_parent, env.get('PYTHONPATH')) if p)
     return subprocess.run([sys.executable, SCRIPT, *args], cwd=str(cwd),
                           env=env, capture_output=True, text=True, timeout=120)
 

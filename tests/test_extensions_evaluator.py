@@ -173,9 +173,9 @@ def test_keys_values_and_config_match_chainer(name, prefix):
 
 
 @impls
-def test_registered_name_gives_prefix_in_trainer(impl):
+def test_registered_name_gives_prefix_in_trainer(impl, tmp_path):
     updater = _NullUpdater()
-    trainer = training.Trainer(updater, (1, 'iteration'), out='/tmp')
+    trainer = training.Trainer(updater, (1, 'iteration'), out=str(tmp_path))
     ev1 = IMPLEMENTATIONS[impl](serial(), MeanModel(), converter=to_array)
     ev2 = IMPLEMENTATIONS[impl](serial(), MeanModel(), converter=to_array)
     trainer.extend(ev1)

@@ -53,7 +53,7 @@ class Recorder(training.Extension):
             self.seen[trainer.updater.iteration] = trainer.observation[self.key]
 
 
-def run_spec_trainer(cls, report_on=None, averaging=(1, 'epoch'),
+def run_spec_trainer(cls, out, report_on=None, averaging=(1, 'epoch'),
                      ext_trigger=None, stop=(2, 'epoch'), as_type=int):
     data = numpy.arange(5, dtype=numpy.float32)
     it = chainer.iterators.SerialIterator(data, 2, shuffle=False)
@@ -62,7 +62,7 @@ def run_spec_trainer(cls, report_on=None, averaging=(1, 'epoch'),
     opt.setup(model)
     updater = training.updaters.StandardUpdater(
         it, opt, converter=lambda batch, device: numpy.asarray(batch))
-    trainer = training.Trainer(updater, stop, out='/nonexistent-unused')
+    trainer = training.Trainer(updater, stop, out=str(out))
     ext = cls('main/correct', 'main/total', 'main/micro_acc', averaging)
     trainer.extend(ext, trigger=ext_trigger)
     rec = Recorder('main/micro_acc')
@@ -81,22 +81,21 @@ SPEC_TABLE = [
 
 @pytest.mark.parametrize('impl', sorted(IMPLEMENTATIONS))
 @pytest.mark.parametrize('kwargs,expected', SPEC_TABLE)
-def test_spec_table(impl, kwargs, expected, monkeypatch):
-    monkeypatch.chdir('/')
-    ext, seen = run_spec_trainer(IMPLEMENTATIONS[impl], **kwargs)
+def test_spec_table(impl, kwargs, expected, tmp_path):
+    ext, seen = run_spec_trainer(IMPLEMENTATIONS[impl], tmp_path, **kwargs)
     assert seen == expected
     assert all(type(v) is float for v in seen.values())
 
 
 @pytest.mark.parametrize('impl', sorted(IMPLEMENTATIONS))
-def test_leftover_state_stays_integer(impl):
-    ext, _ = run_spec_trainer(IMPLEMENTATIONS[impl], averaging=(2, 'iteration'))
+def test_leftover_state_stays_integer(impl, tmp_path):
+    ext, _ = run_spec_trainer(IMPLEMENTATIONS[impl], tmp_path, averaging=(2, 'iteration'))
     assert (ext._numerator, ext._denominator) == (2, 2)
     assert type(ext._numerator) is int and type(ext._denominator) is int
 
 
-def test_numpy_integers_stay_integers():
-    ext, seen = run_spec_trainer(extensions.MicroAverage,
+def test_numpy_integers_stay_integers(tmp_path):
+    ext, seen = run_spec_trainer(extensions.MicroAverage, tmp_path,
                                  averaging=(2, 'iteration'),
                                  as_type=numpy.int64)
     assert seen == {2: 0.5, 4: 0.5}
@@ -115,11 +114,11 @@ def test_class_attributes_match_chainer():
     assert ours.default_name == 'MicroAverage'
 
 
-def test_duplicate_names_and_bad_trigger_unit():
+def test_duplicate_names_and_bad_trigger_unit(tmp_path):
     updater = types.SimpleNamespace(
         iteration=0, epoch_detail=0.0, connect_trainer=lambda t: None,
         get_all_optimizers=lambda: {})
-    trainer = training.Trainer(updater, (1, 'iteration'), out='/tmp')
+    trainer = training.Trainer(updater, (1, 'iteration'), out=str(tmp_path))
     a, b = extensions.MicroAverage('a', 'b', 'c'), extensions.MicroAverage('a', 'b', 'c')
     trainer.extend(a)
     trainer.extend(b)

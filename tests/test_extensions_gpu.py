@@ -93,7 +93,7 @@ extern "C" __global__ void fm_spin(volatile int* flag) {
         self._cupy.cuda.Device().synchronize()
 
 
-def _prebatched_device_iterator(model_device):
+def _prebatched_device_iterator():
     import cupy
     x, t = make_classification(N, n_features=C, n_classes=C, seed=5)
     batches = [(cupy.asarray(x[i:i + BATCH]), cupy.asarray(t[i:i + BATCH]))
@@ -108,7 +108,7 @@ class Replay(chainer.Link):
 
 def test_no_host_sync_per_batch_in_metric_path():
     import cupy
-    it, (x, t) = _prebatched_device_iterator(None)
+    it, (x, t) = _prebatched_device_iterator()
     model = Classifier(Replay(), lossfun=lambda y, t: F.sum(y))
     ev = extensions.Evaluator(it, model, converter=lambda batch, device: batch[0])
     reporter = chainer.Reporter()
@@ -121,7 +121,8 @@ def test_no_host_sync_per_batch_in_metric_path():
         result = summary.compute_mean()
     assert float(result['main/correct']) / float(result['main/total']) == pytest.approx(
         float((x.argmax(1) == t).sum()) / len(t), rel=1e-12)
-    assert isinstance(result['main/correct'], cupy.ndarray) or numpy.isscalar(result['main/correct'])
+    # Device keys stay on the device, as Chainer's DictSummary returns them.
+    assert isinstance(result['main/correct'], cupy.ndarray)
 
 
 def test_micro_average_accumulates_on_device_without_sync():

@@ -147,7 +147,13 @@ class Evaluator(extension.Extension):
         return self.evaluate_summary().compute_mean()
 
     def evaluate_summary(self):
-        """Runs one evaluation pass and returns its DictSummary."""
+        """Runs one evaluation pass and returns its DictSummary.
+
+        This is the loop itself; :meth:`evaluate` only takes the means. The
+        multi-node wrapper merges these summaries across ranks, so a
+        subclass that customises the loop should override this method
+        (overriding only :meth:`evaluate` changes single-process results).
+        """
         iterator = self._iterators['main']
         eval_func = self.eval_func or self._targets['main']
 

@@ -1,0 +1,33 @@
+// Runtime queries for fusedmetrics._cuda. Safe without a driver: the static CUDA
+// runtime returns an error code (35, insufficient driver) instead of failing.
+#include <cuda_runtime.h>
+
+#include "fm_cuda.h"
+
+namespace fm {
+namespace cuda {
+
+int device_count() {
+  int n = 0;  // cudaGetDeviceCount leaves it untouched on error
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear, so the error does not surface after a later launch
+    return 0;
+  }
+  return n > 0 ? n : 0;
+}
+
+int runtime_version() { return CUDART_VERSION; }
+
+int driver_version() {
+  int v = 0;
+  if (cudaDriverGetVersion(&v) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return v;
+}
+
+const char* error_string(int code) { return cudaGetErrorString(static_cast<cudaError_t>(code)); }
+
+}  // namespace cuda
+}  // namespace fm

@@ -159,39 +159,39 @@ __global__ void __launch_bounds__(kBlock) accuracy_rows_kernel(const __grid_cons
 // Number of classes of one row ranked above the target, this lane's share: lane
 // `sub` of a group of G takes every G-th 16-byte vector of the row's aligned middle,
 // plus at most one element of the unaligned head and one of the tail. Requires the
-// row to be aligned to its element size (checked by the caller for the base pointer;
-// strides are whole elements).
+// row to be aligned to its element size (the binding checks the base pointer;
+// strides are whole elements) and C < 2^31 (checked by the binding), so indices
+// inside a row and the per-lane count fit in 32 bits.
 template <int Code, int G>
-__device__ __forceinline__ unsigned long long count_above(const typename Logit<Code>::Storage* row,
-                                                          std::int64_t C, typename Logit<Code>::Value v,
-                                                          std::int64_t t, int sub) {
+__device__ __forceinline__ unsigned int count_above(const typename Logit<Code>::Storage* row, int C,
+                                                    typename Logit<Code>::Value v, int t, int sub) {
   using L = Logit<Code>;
   using S = typename L::Storage;
   using F = typename L::Value;
   constexpr int kVec = 16 / int(sizeof(S));
   static_assert(kVec <= G, "head and tail must fit in one element per lane");
-  unsigned long long above = 0;
+  unsigned int above = 0;
 
-  const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(row);
-  std::int64_t head = std::int64_t(((16u - (addr & 15u)) & 15u) / sizeof(S));  // < kVec
+  const unsigned int misalign = unsigned(reinterpret_cast<std::uintptr_t>(row)) & 15u;
+  int head = int(((16u - misalign) & 15u) / sizeof(S));  // elements before the first 16-byte boundary
   if (head > C) head = C;
   if (sub < head) above += ranks_above<F>(L::convert(__ldg(row + sub)), v, sub, t);
 
-  const std::int64_t nvec = (C - head) / kVec;
+  const int nvec = (C - head) / kVec;
   const uint4* body = reinterpret_cast<const uint4*>(row + head);  // 16-byte aligned
 #pragma unroll 4
-  for (std::int64_t i = sub; i < nvec; i += G) {
+  for (int i = sub; i < nvec; i += G) {
     union {
       uint4 u;
       S s[kVec];
     } pack;
     pack.u = __ldg(body + i);
-    const std::int64_t j0 = head + i * kVec;
+    const int j0 = head + i * kVec;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) above += ranks_above<F>(L::convert(pack.s[e]), v, j0 + e, t);
   }
 
-  const std::int64_t tail = head + nvec * kVec;  // C - tail < kVec <= G
+  const int tail = head + nvec * kVec;  // C - tail < kVec <= G
   if (sub < C - tail) above += ranks_above<F>(L::convert(__ldg(row + tail + sub)), v, tail + sub, t);
   return above;
 }
@@ -223,18 +223,18 @@ __global__ void __launch_bounds__(kBlock) accuracy_group_kernel(const __grid_con
       t = load_label(p.t, p.t_code, toff);  // same address for the whole group: one load
       kind = classify_label(t, p.C, p.has_ignore, p.ignore);
     }
-    unsigned long long above = 0;
+    unsigned int above = 0;  // < C < 2^31
     if (kind == kLabelValid) {  // bounds checked before y[t] is read
       const S* row = y + yoff;
       const F v = L::convert(__ldg(row + t));
-      above = count_above<Code, G>(row, p.C, v, t, sub);
+      above = count_above<Code, G>(row, int(p.C), v, int(t), sub);
     }
     // Sum over the G lanes of each group (xor offsets < G never leave the group).
 #pragma unroll
     for (int off = G / 2; off > 0; off >>= 1) above += __shfl_xor_sync(0xffffffffu, above, off);
     if (sub == 0 && kind != kLabelIgnored) {
       ++total;
-      if (kind == kLabelValid && above < static_cast<unsigned long long>(p.k)) ++correct;
+      if (kind == kLabelValid && std::int64_t(above) < p.k) ++correct;
     }
   }
   flush_counts(correct, total, p.out);

@@ -47,6 +47,17 @@ int summary_entries_per_launch();
 int launch_summary_update(const SummaryEntry* entries, std::int64_t n, std::uintptr_t state,
                           int device, std::uintptr_t stream);
 
+// means[i], stds[i] = statistics of Chan-merge(host[i], state[slots[i]]) for i < n.
+// All pointers are device pointers: state (capacity, 3), slots int64 (n,), host
+// float64 (n, 3), mean and stddev float64 (n,). One launch on stream.
+int launch_summary_statistics(std::uintptr_t state, std::int64_t capacity, std::uintptr_t slots,
+                              std::uintptr_t host, std::int64_t n, std::uintptr_t mean,
+                              std::uintptr_t stddev, int device, std::uintptr_t stream);
+
+// The device that owns a device pointer (cudaPointerGetAttributes), or -1 when it
+// cannot tell (host memory, no driver, invalid pointer).
+int pointer_device(std::uintptr_t ptr);
+
 int device_count();            // 0 when there is no driver or device; never fails
 int runtime_version();         // CUDART_VERSION we were compiled against, e.g. 13000
 int driver_version();          // 0 when there is no driver

@@ -61,6 +61,8 @@ void accuracy_counts(std::uintptr_t y_ptr, int y_code, std::int64_t N, std::int6
   if (N < 0 || C < 0 || M < 0)
     value_error("accuracy_counts: N, C, M must be >= 0, got (" + std::to_string(N) + ", " +
                 std::to_string(C) + ", " + std::to_string(M) + ")");
+  if (C > INT32_MAX)
+    value_error("accuracy_counts: the CUDA kernels support C < 2^31 classes, got C=" + std::to_string(C));
   if (k < 1) value_error("accuracy_counts: k must be >= 1, got " + std::to_string(k));
   if (device_id < 0) value_error("accuracy_counts: device_id must be >= 0");
   if (out_ptr == 0 || out_ptr % 8 != 0) value_error("accuracy_counts: out_ptr must be a non-null 8-byte aligned pointer");
@@ -139,6 +141,24 @@ void summary_update(const std::vector<std::int64_t>& slots, const std::vector<st
   check_cuda(code, "summary_update");
 }
 
+void summary_statistics(std::uintptr_t state_ptr, std::int64_t capacity, std::uintptr_t slots_ptr,
+                        std::uintptr_t host_ptr, std::int64_t n, std::uintptr_t mean_ptr,
+                        std::uintptr_t std_ptr, int device_id, std::uintptr_t stream_ptr) {
+  if (n < 0) value_error("summary_statistics: n must be >= 0");
+  if (n == 0) return;
+  for (std::uintptr_t p : {state_ptr, slots_ptr, host_ptr, mean_ptr, std_ptr})
+    if (p == 0 || p % 8 != 0) value_error("summary_statistics: every pointer must be non-null and 8-byte aligned");
+  if (capacity < 0) value_error("summary_statistics: capacity must be >= 0");
+  if (device_id < 0) value_error("summary_statistics: device_id must be >= 0");
+  int code;
+  {
+    py::gil_scoped_release release;
+    code = fm::cuda::launch_summary_statistics(state_ptr, capacity, slots_ptr, host_ptr, n, mean_ptr,
+                                               std_ptr, device_id, stream_ptr);
+  }
+  check_cuda(code, "summary_statistics");
+}
+
 py::dict build_info() {
   py::dict d;
   const int rt = fm::cuda::runtime_version();
@@ -179,5 +199,12 @@ PYBIND11_MODULE(_cuda, m) {
         "Folds the scalars at x_ptrs (weights at w_ptrs, or w_consts where 0) into the float64 "
         "(capacity, 3) state table [W, mean, M2] with the West update; one launch per "
         "summary_entries_per_launch entries. capacity (optional) bounds-checks the slots.");
+  m.def("summary_statistics", &summary_statistics, py::arg("state_ptr"), py::arg("capacity"),
+        py::arg("slots_ptr"), py::arg("host_ptr"), py::arg("n"), py::arg("mean_ptr"),
+        py::arg("std_ptr"), py::arg("device_id"), py::arg("stream_ptr"),
+        "mean/std (population, variance clamped at 0) of the Chan merge of host moments (n, 3) "
+        "with the device states at slots (int64, n); all device pointers; one launch.");
+  m.def("pointer_device", &fm::cuda::pointer_device, py::arg("ptr"),
+        "The device owning a device pointer, or -1 when unknown. Never raises.");
   m.attr("SUMMARY_ENTRIES_PER_LAUNCH") = fm::cuda::summary_entries_per_launch();
 }

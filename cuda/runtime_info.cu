@@ -2,6 +2,8 @@
 // runtime returns an error code (35, insufficient driver) instead of failing.
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "fm_cuda.h"
 
 namespace fm {
@@ -25,6 +27,17 @@ int driver_version() {
     return 0;
   }
   return v;
+}
+
+int pointer_device(std::uintptr_t ptr) {
+  if (ptr == 0) return -1;
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, reinterpret_cast<const void*>(ptr)) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return -1;
+  }
+  if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) return -1;
+  return attr.device;
 }
 
 const char* error_string(int code) { return cudaGetErrorString(static_cast<cudaError_t>(code)); }

@@ -79,7 +79,43 @@ __global__ void summary_update_kernel(const __grid_constant__ SummaryBatch b) {
   s[2] = m.m2;
 }
 
+// mean and population std of merge(host[i], state[slot[i]]) (Chan), variance
+// clamped at 0 by fm::moments_variance. A slot outside [0, capacity) reads nothing
+// and gives NaN.
+__global__ void summary_statistics_kernel(const double* state, std::int64_t capacity,
+                                          const std::int64_t* slots, const double* host,
+                                          std::int64_t n, double* mean, double* stddev) {
+  const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const std::int64_t slot = slots[i];
+  if (slot < 0 || slot >= capacity) {
+    mean[i] = stddev[i] = __longlong_as_double(0x7ff8000000000000ll);
+    return;
+  }
+  const Moments a{host[3 * i], host[3 * i + 1], host[3 * i + 2]};
+  const Moments b{state[3 * slot], state[3 * slot + 1], state[3 * slot + 2]};
+  const Moments m = moments_merge(a, b);
+  mean[i] = m.mean;
+  stddev[i] = sqrt(moments_variance(m));
+}
+
 }  // namespace
+
+int launch_summary_statistics(std::uintptr_t state, std::int64_t capacity, std::uintptr_t slots,
+                              std::uintptr_t host, std::int64_t n, std::uintptr_t mean,
+                              std::uintptr_t stddev, int device, std::uintptr_t stream) {
+  if (n <= 0) return int(cudaSuccess);
+  DeviceGuard guard(device);
+  if (guard.status() != cudaSuccess) return int(guard.status());
+  constexpr int kThreads = 128;
+  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
+  if (blocks > 0x7fffffff) return int(cudaErrorInvalidValue);
+  summary_statistics_kernel<<<unsigned(blocks), kThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+      reinterpret_cast<const double*>(state), capacity, reinterpret_cast<const std::int64_t*>(slots),
+      reinterpret_cast<const double*>(host), n, reinterpret_cast<double*>(mean),
+      reinterpret_cast<double*>(stddev));
+  return int(cudaGetLastError());
+}
 
 int summary_entries_per_launch() { return kEntriesPerLaunch; }
 

@@ -111,12 +111,13 @@ fm::cpu::Counts count_flat_rows_one_vector(const fm::cpu::AccuracyTask& task, in
     const int64_t target = kind == fm::kLabelValid ? t : 0;  // a safe index for every row
     const auto x = V::load(row, valid);
     const auto v = V::broadcast_lane(x, target);  // the target's score, already widened
-    const auto before = first_lanes<V>(target);
-    const auto after = typename V::Mask(valid & ~first_lanes<V>(target + 1));
-    const int64_t rank_of_number = _mm_popcnt_u32(V::not_less(x, v) & before) +
-                                   _mm_popcnt_u32(V::not_less_equal(x, v) & after);
-    const int64_t rank_of_nan = _mm_popcnt_u32(V::is_nan(x) & before);
-    const int64_t rank = V::is_nan(v) & 1 ? rank_of_nan : rank_of_number;
+    // target < C <= kLanes, so BZHI needs no clamp; before and after are disjoint.
+    const uint32_t before = _bzhi_u32(valid, unsigned(target));
+    const uint32_t after = valid & ~_bzhi_u32(valid, unsigned(target + 1));
+    const uint32_t nan = V::is_nan(x);
+    const uint32_t above_number = (V::not_less(x, v) & before) | (V::not_less_equal(x, v) & after);
+    const uint32_t above = (nan >> target) & 1 ? nan & before : above_number;
+    const int64_t rank = _mm_popcnt_u32(above);
     total += kind != fm::kLabelIgnored;
     correct += (kind == fm::kLabelValid) & (rank < task.k);
   }

@@ -127,6 +127,23 @@ def test_guard_aborts_accuracy_on_wrong_counts(tmp_path):
     assert doc["suites"]["bandwidth"]["status"] == "ok"   # other suites still run
 
 
+def test_guard_catches_an_implementation_that_counts_every_row(tmp_path):
+    # With the default argmax labels every timed row is correct; the guard's extra half-correct
+    # label set must still expose an implementation that never looks at the scores.
+    def all_correct(y, t, *args, **kwargs):
+        return np.array([t.shape[0], t.shape[0]], dtype=np.int64)
+
+    with hooks.override("accuracy_counts", all_correct):
+        rc, doc = _run(tmp_path, ["--suite", "accuracy"])
+    assert rc == 1 and "accuracy_counts mismatch" in doc["suites"]["accuracy"]["error"]
+
+
+def test_label_modes_are_recorded(tmp_path):
+    rc, doc = _run(tmp_path, ["--suite", "accuracy", "--labels", "random"])
+    assert rc == 0 and doc["options"]["labels"] == "random"
+    assert all(r["labels"] == "random" for r in doc["suites"]["accuracy"]["results"])
+
+
 @pytest.mark.skipif(not HAVE_SUMMARY, reason="fusedmetrics.summary not built yet")
 def test_guard_aborts_summary_on_wrong_means(tmp_path):
     from fusedmetrics.summary import DictSummary

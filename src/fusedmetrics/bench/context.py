@@ -15,6 +15,7 @@ class Context:
     quick: bool
     dtypes: list
     label_dtype: str
+    label_mode: str
     shapes: Optional[list]           # None: the suite's defaults
     llc_bytes: Optional[int]
     min_sample_s: float

@@ -1,7 +1,9 @@
 """Input shapes, default sizes and rotating pools of input buffers.
 
 A pool holds enough buffers that, cycling through them, each buffer has left the last-level cache
-before it is read again (their total is at least 2.5x the cache), so the timings measure memory.
+before it is read again, so the timings measure memory. Their total is at least 4x the cache that
+the machine reports and at least 512 MiB: a virtual machine may report less cache than its host
+really gives it (reading more than the DRAM ceiling allows was seen with 3 x 65 MB buffers).
 """
 import math
 
@@ -11,8 +13,10 @@ import numpy as np
 BASE_SHAPES = [(1 << 20, 10), (1 << 17, 100), (1 << 14, 1000), (1024, 32000)]
 QUICK_SHAPES = [(1 << 20, 10), (1 << 14, 1000)]
 GPU_MIN_BYTES = 1 << 30          # issue 2: GPU figures on inputs of 1 GB or more
-POOL_CACHE_FACTOR = 2.5
+POOL_CACHE_FACTOR = 4
+POOL_MIN_TOTAL = 512 << 20
 POOL_MAX = 16
+LABEL_MODES = ("argmax", "half", "random")
 
 
 def parse_shapes(text):
@@ -52,8 +56,8 @@ def default_shapes(device, dtype, label_dtype, llc_bytes, quick):
 
 def pool_size(nbytes, llc_bytes):
     """How many buffers of ``nbytes`` to rotate over."""
-    llc = llc_bytes or 32 << 20
-    return max(2, min(POOL_MAX, math.ceil(POOL_CACHE_FACTOR * llc / max(nbytes, 1)) + 1))
+    total = max(POOL_CACHE_FACTOR * (llc_bytes or 32 << 20), POOL_MIN_TOTAL)
+    return max(2, min(POOL_MAX, math.ceil(total / max(nbytes, 1)) + 1))
 
 
 class ArrayMaker:
@@ -79,10 +83,22 @@ class ArrayMaker:
             return self._rng.integers(0, high, size=size, dtype=dtype)
         return self._rng.randint(0, high, size=size, dtype=dtype)
 
-    def logits_and_labels(self, n, c, dtype, label_dtype):
-        """Logits in [0, 1) and labels where about half the rows are correct (counts are not trivial)."""
-        y = self.uniform((n, c), dtype)
-        t = self.integers(c, n, label_dtype)
+    def labels(self, y, label_dtype, mode):
+        """Labels for logits ``y``: ``argmax`` (every row correct: a kernel must read every score, the
+        honest bandwidth case), ``half`` (about half the rows correct) or ``random`` (uniform labels;
+        a kernel may stop reading a wrong row early)."""
+        n, c = y.shape
+        if mode == "random":
+            return self.integers(c, n, label_dtype)
+        best = y.argmax(axis=1).astype(label_dtype)
+        if mode == "argmax":
+            return best
+        if mode != "half":
+            raise ValueError(f"label mode must be one of {LABEL_MODES}, got {mode!r}")
         hit = self.uniform((n,), np.float32) < 0.5
-        t = self.xp.where(hit, y.argmax(axis=1).astype(label_dtype), t).astype(label_dtype)
-        return y, t
+        return self.xp.where(hit, best, self.integers(c, n, label_dtype)).astype(label_dtype)
+
+    def logits_and_labels(self, n, c, dtype, label_dtype, mode="argmax"):
+        """Logits in [0, 1) of ``dtype`` and labels chosen by ``mode`` (see ``labels``)."""
+        y = self.uniform((n, c), dtype)
+        return y, self.labels(y, label_dtype, mode)

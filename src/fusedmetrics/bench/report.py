@@ -33,8 +33,9 @@ def render(doc, suite_modules):
         if suite["results"]:
             parts.append(format_table(*suite_modules[name].table(suite["results"])))
         if name == "accuracy" and suite["results"]:
-            parts.append("ceiling: " + suite["results"][0]["ceiling"] + "; % ceiling = ours GB/s / ceiling GB/s; "
-                         "x base / x chainer = their median time / ours, same run")
+            parts.append("labels: " + suite["results"][0]["labels"] + "; ceiling: " + suite["results"][0]["ceiling"]
+                         + "; % ceiling = ours GB/s / ceiling GB/s; x base / x chainer = their median time / ours, "
+                         "same run")
     if doc["notes"]:
         parts.append("")
         parts += ["note: " + n for n in doc["notes"]]

@@ -29,6 +29,9 @@ def build_parser():
                         "1 GB or more on a GPU)")
     p.add_argument("--dtype", default="float32", help="logit dtypes, comma-separated: float16,float32,float64")
     p.add_argument("--label-dtype", default="int32", help="label dtype (default int32)")
+    p.add_argument("--labels", choices=("argmax", "half", "random"), default="argmax",
+                   help="accuracy labels: argmax (every row correct, every score must be read: default), "
+                        "half (about half correct), random (uniform)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--quick", action="store_true",
                    help="the embedded default: fewer shapes and repeats (under 2 minutes on 2 CPU cores)")
@@ -97,7 +100,8 @@ def run(argv):
     ctx = Context(device=args.device,
                   repeat=args.repeat or (5 if args.quick else 15),
                   warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
-                  quick=args.quick, dtypes=dtypes, label_dtype=label_dtype.name, shapes=shapes,
+                  quick=args.quick, dtypes=dtypes, label_dtype=label_dtype.name, label_mode=args.labels,
+                  shapes=shapes,
                   llc_bytes=llc, min_sample_s=0.005 if args.quick else 0.02, cupy=cupy)
     if llc is None:
         ctx.notes.append("last-level cache size unknown: assumed 32 MiB")
@@ -107,7 +111,8 @@ def run(argv):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["fusedmetrics-bench"] + list(argv)),
         "options": {"suites": suites, "shapes": [list(s) for s in shapes] if shapes else None,
-                    "dtypes": dtypes, "label_dtype": label_dtype.name, "device": args.device,
+                    "dtypes": dtypes, "label_dtype": label_dtype.name, "labels": args.labels,
+                    "device": args.device,
                     "quick": args.quick, "repeat": ctx.repeat, "warmup": ctx.warmup, "threads": args.threads},
         "suites": {},
         "notes": ctx.notes,

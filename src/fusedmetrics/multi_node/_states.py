@@ -1,0 +1,98 @@
+"""Packing DictSummary states into one float64 table, and merging tables in rank order.
+
+A state dict is what ``fusedmetrics.DictSummary.state_dict()`` returns:
+``{'names': [str], 'moments': float64 (K, 3) [W, mean, M2], 'integer_weights': bool (K,)}``.
+
+On the wire every rank sends the same-sized table, one row per name of the shared key registry
+(identical on all ranks): ``[W, mean, M2, flags]`` with ``flags = PRESENT | INTEGER_WEIGHTS``.
+A name this rank did not report has flags 0, which is how keys reported by only some ranks
+merge exactly without any per-key collective.
+"""
+import numpy as np
+
+PRESENT = 1.0
+INTEGER_WEIGHTS = 2.0
+COLUMNS = 4
+
+
+def check_state_dict(sd, where):
+    """Validates a local state dict; returns (names, moments (K,3) float64, integer_weights (K,) bool)."""
+    try:
+        names = list(sd["names"])
+        moments = np.asarray(sd["moments"], dtype=np.float64)
+        integer = np.asarray(sd["integer_weights"], dtype=bool)
+    except (KeyError, TypeError) as exc:
+        raise TypeError(f"{where}: state_dict() must have 'names', 'moments', 'integer_weights'; "
+                        f"got {type(sd).__name__}") from exc
+    k = len(names)
+    if moments.shape != (k, 3) or integer.shape != (k,):
+        raise ValueError(f"{where}: state_dict() has {k} names but moments of shape {moments.shape} "
+                         f"and integer_weights of shape {integer.shape}; expected ({k}, 3) and ({k},)")
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{where}: state_dict() names must be str")
+    return names, moments, integer
+
+
+def pack(names, moments, integer, index, size):
+    """Scatters the local rows into a (size, 4) table in registry order (``index``: name -> row)."""
+    table = np.zeros((size, COLUMNS), dtype=np.float64)
+    if names:
+        rows = np.fromiter((index[n] for n in names), dtype=np.intp, count=len(names))
+        table[rows, :3] = moments
+        table[rows, 3] = PRESENT + INTEGER_WEIGHTS * integer
+    return table
+
+
+def merge_pair(a, b):
+    """Chan-Golub-LeVeque merge of two (K, 3+) tables, key by key, ``a`` first.
+
+    The same arithmetic, in the same order, as ``fm::moments_merge`` in csrc/semantics/moments.h
+    (W == 0 on either side returns the other side unchanged). numpy's element-wise +, -, *, / are
+    correctly rounded IEEE operations with no FMA contraction, so every rank computes bit-identical
+    results from the same inputs, whatever machine it runs on.
+    """
+    wa, ma, qa = a[:, 0], a[:, 1], a[:, 2]
+    wb, mb, qb = b[:, 0], b[:, 1], b[:, 2]
+    total = wa + wb
+    delta = mb - ma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share_b = wb / total
+    mean = ma + delta * share_b
+    m2 = qa + qb + delta * delta * wa * share_b
+    out = np.stack([total, mean, m2], axis=1)
+    take_a = wb == 0                 # moments_merge tests b.weight == 0 first ...
+    take_b = (wa == 0) & ~take_a     # ... so both-zero keeps a's row
+    out[take_a] = a[take_a, :3]
+    out[take_b] = b[take_b, :3]
+    return out
+
+
+def merge_tables(tables):
+    """Merges a (P, K, 4) stack of rank tables in rank order into one (K, 4) table.
+
+    Flags: present if present on any rank; integer weights only if every rank that has the key
+    has integer weights.
+    """
+    tables = np.asarray(tables, dtype=np.float64)
+    p, k, _ = tables.shape
+    flags = tables[:, :, 3].astype(np.int64)
+    present = (flags & 1).astype(bool)
+    integer = ((flags & 2).astype(bool) | ~present).all(axis=0) & present.any(axis=0)
+    acc = tables[0, :, :3].copy()
+    for r in range(1, p):
+        acc = merge_pair(acc, tables[r])
+    out = np.empty((k, COLUMNS), dtype=np.float64)
+    out[:, :3] = acc
+    out[:, 3] = present.any(axis=0) * PRESENT + integer * INTEGER_WEIGHTS
+    return out
+
+
+def unpack(table, registry):
+    """Turns a merged (K, 4) table back into a state dict with the present keys, registry order."""
+    flags = table[:, 3].astype(np.int64)
+    present = np.flatnonzero(flags & 1)
+    return {
+        "names": [registry[i] for i in present],
+        "moments": np.ascontiguousarray(table[present, :3]),
+        "integer_weights": (flags[present] & 2).astype(bool),
+    }

@@ -1,22 +1,24 @@
 """Combining the ranks' DictSummary states: the collectives and the key registry.
 
-Per evaluation every rank makes, in this order:
+Every rank keeps the same key registry (the union of the names, rank order, first-seen order
+within a rank). Per evaluation every rank makes, in this order:
 
-1. one fixed-size ``Allgather`` of three int64 (the header): a protocol tag, "my local evaluation
-   failed", and "I reported a name that is not in the shared key registry". It doubles as the
-   error-status exchange, so a failing rank can never leave the others blocked in the data
-   collective: they all see the failure in the header and raise;
-2. only when some rank flagged new names: one object ``allgather`` of the names (a few hundred
-   bytes), after which every rank rebuilds the same registry (union of the names, rank order,
-   first-seen order within a rank);
-3. one ``Allgather`` of a float64 (K, 4) table per rank, K = registry size, rows
-   ``[W, mean, M2, flags]`` (see ``_states``), then a Chan merge in rank order on every rank.
+1. one ``Allgather`` of a float64 table of K + 1 rows per rank, K = registry size: rows
+   ``[W, mean, M2, flags]`` for the registry's keys (see ``_states``) and one header row
+   ``[tag, my local evaluation failed, I reported a name outside the registry, 0]``;
+2. only when some rank flagged new names: one object ``allgather`` of the names, after which every
+   rank rebuilds the same registry, and one more packed ``Allgather`` with the new size.
 
-Why a header rather than hashing the names into the data collective: the data collective needs
-the same table size on every rank, so every rank must know whether the registry changes before
-it is made; the header is the cheapest collective that tells them (and it is needed anyway for
-the error status). In the common case (keys unchanged since the last evaluation) that is one
-tiny collective plus one data collective, whatever the number of keys.
+Then every rank merges the tables in rank order with Chan's formula, so all get bit-identical
+results. In the common case (keys unchanged since the last evaluation) that is ONE collective per
+evaluation, whatever the number of keys; the first evaluation, or one where some rank saw a new
+key, costs three. The header row doubles as the error-status exchange: a failing rank still makes
+the collective, every rank sees the failure and raises, and nobody is left blocked.
+
+Why the header rides in the data collective instead of a separate fixed-size collective (e.g.
+an allgather of a hash of the names): the table size must be the same on every rank, and every
+rank already knows the agreed registry size, so an optimistic send at that size is always
+well-formed; a rank with new names just sends rows nobody reads and the exchange is redone.
 """
 import sys
 import traceback
@@ -56,6 +58,8 @@ class StateAggregator:
         self.registry = []   # identical on every rank
         self.index = {}
         self.names_exchanges = 0  # how often step 2 ran (tests and benchmarks look at it)
+        self._last_names = None   # the local names of the last pack, and their registry rows
+        self._last_rows = None
 
     def aggregate(self, local_state, failure=None):
         """Returns the merged state dict of all ranks (bit-identical on every rank).
@@ -69,13 +73,19 @@ class StateAggregator:
         size = comm.Get_size()
         if failure is None:
             names, moments, integer = _states.check_state_dict(local_state, "local DictSummary")
-            need_names = any(n not in self.index for n in names)
+            need_names = names != self._last_names and any(n not in self.index for n in names)
         else:
-            names, need_names = [], False
+            names, moments, integer, need_names = [], None, None, False
 
-        header = np.array([_TAG, failure is not None, need_names], dtype=np.int64)
-        headers = np.empty((size, 3), dtype=np.int64)
-        comm.Allgather(header, headers)
+        k = len(self.registry)
+        send = np.zeros((k + 1, _states.COLUMNS), dtype=np.float64)
+        send[k, :3] = (_TAG, failure is not None, need_names)
+        if failure is None and not need_names:
+            send[:k] = self._pack(names, moments, integer)
+        recv = np.empty((size, k + 1, _states.COLUMNS), dtype=np.float64)
+        comm.Allgather(send, recv)
+
+        headers = recv[:, k, :3]
         if (headers[:, 0] != _TAG).any():
             raise RuntimeError("multi-node evaluation: ranks reached different collectives on this "
                                "communicator (is the evaluator wrapped on every rank?)")
@@ -84,16 +94,21 @@ class StateAggregator:
             if failure is not None:
                 raise failure
             raise RemoteEvaluationError(failed.tolist(), size)
-
         if headers[:, 2].any():
             self._rebuild_registry(comm.allgather(names))
-        k = len(self.registry)
-        if k == 0:
-            return {"names": [], "moments": np.zeros((0, 3)), "integer_weights": np.zeros(0, bool)}
-        table = _states.pack(names, moments, integer, self.index, k)
-        tables = np.empty((size, k, _states.COLUMNS), dtype=np.float64)
-        comm.Allgather(table, tables)
+            k = len(self.registry)
+            send = self._pack(names, moments, integer)
+            recv = np.empty((size, k, _states.COLUMNS), dtype=np.float64)
+            comm.Allgather(send, recv)
+        tables = recv[:, :k, :]
         return _states.unpack(_states.merge_tables(tables), self.registry)
+
+    def _pack(self, names, moments, integer):
+        if names != self._last_names:  # a C-level list comparison; usually equal
+            self._last_rows = np.fromiter((self.index[n] for n in names), dtype=np.intp,
+                                          count=len(names))
+            self._last_names = names
+        return _states.pack_rows(self._last_rows, moments, integer, len(self.registry))
 
     def _rebuild_registry(self, names_per_rank):
         registry, index = [], {}
@@ -103,4 +118,5 @@ class StateAggregator:
                     index[n] = len(registry)
                     registry.append(n)
         self.registry, self.index = registry, index
+        self._last_names = self._last_rows = None
         self.names_exchanges += 1

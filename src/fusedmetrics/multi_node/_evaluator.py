@@ -33,11 +33,12 @@ def create_multi_node_evaluator(evaluator, comm):
 
     ``comm``: an mpi4py intra-communicator or a ChainerMN communicator (its ``.mpi_comm`` is used).
 
-    Communication per evaluation (see ``_aggregate``): one fixed-size header ``Allgather`` (error
-    status plus "new key names" flag), one ``allgather`` of the key names only when some rank
-    reported a name the ranks had not agreed on before, and one float64 ``Allgather`` of the
-    packed states. Uneven shards, ranks with no batches and keys reported by only some ranks give
-    exact results and never hang, because every rank makes the same collectives whatever it saw.
+    Communication per evaluation (see ``_aggregate``): ONE float64 ``Allgather`` of the packed
+    states, with a header row carrying the error status and a "new key names" flag; only when
+    some rank reported a name the ranks had not agreed on before (e.g. the first evaluation), an
+    ``allgather`` of the names and a second packed ``Allgather`` follow. Uneven shards, ranks with
+    no batches and keys reported by only some ranks give exact results and never hang, because
+    every rank makes the same collectives whatever it saw.
 
     Deliberate differences from ``chainermn.create_multi_node_evaluator``: ChainerMN averages the
     ranks' means with equal weight (biased for uneven shards), makes one pickled collective per

@@ -35,35 +35,45 @@ def check_state_dict(sd, where):
 
 def pack(names, moments, integer, index, size):
     """Scatters the local rows into a (size, 4) table in registry order (``index``: name -> row)."""
+    rows = np.fromiter((index[n] for n in names), dtype=np.intp, count=len(names))
+    return pack_rows(rows, moments, integer, size)
+
+
+def pack_rows(rows, moments, integer, size):
+    """Like ``pack`` with the registry rows of the local names already looked up."""
     table = np.zeros((size, COLUMNS), dtype=np.float64)
-    if names:
-        rows = np.fromiter((index[n] for n in names), dtype=np.intp, count=len(names))
+    if len(rows):
         table[rows, :3] = moments
         table[rows, 3] = PRESENT + INTEGER_WEIGHTS * integer
     return table
 
 
 def merge_pair(a, b):
-    """Chan-Golub-LeVeque merge of two (K, 3+) tables, key by key, ``a`` first.
+    """Chan-Golub-LeVeque merge of two (K, 3+) tables, key by key, ``a`` first; returns (K, 3).
 
     The same arithmetic, in the same order, as ``fm::moments_merge`` in csrc/semantics/moments.h
-    (W == 0 on either side returns the other side unchanged). numpy's element-wise +, -, *, / are
-    correctly rounded IEEE operations with no FMA contraction, so every rank computes bit-identical
-    results from the same inputs, whatever machine it runs on.
+    (W == 0 on either side returns the other side unchanged; both 0 keeps ``a``). numpy's
+    element-wise +, -, *, / are correctly rounded IEEE operations with no FMA contraction, so every
+    rank computes bit-identical results from the same inputs, whatever machine it runs on.
+    Written with ``out=`` arguments because the per-call overhead, not the arithmetic, is the cost
+    for the usual few dozen keys.
     """
-    wa, ma, qa = a[:, 0], a[:, 1], a[:, 2]
-    wb, mb, qb = b[:, 0], b[:, 1], b[:, 2]
-    total = wa + wb
-    delta = mb - ma
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share_b = wb / total
-    mean = ma + delta * share_b
-    m2 = qa + qb + delta * delta * wa * share_b
-    out = np.stack([total, mean, m2], axis=1)
-    take_a = wb == 0                 # moments_merge tests b.weight == 0 first ...
-    take_b = (wa == 0) & ~take_a     # ... so both-zero keeps a's row
-    out[take_a] = a[take_a, :3]
-    out[take_b] = b[take_b, :3]
+    wa, wb = a[:, 0], b[:, 0]
+    k = wa.shape[0]
+    out = np.empty((k, 3), dtype=np.float64)
+    total = np.add(wa, wb, out=out[:, 0])
+    share_b = np.divide(wb, total, out=np.zeros(k), where=total != 0)
+    delta = np.subtract(b[:, 1], a[:, 1])
+    mean = np.multiply(delta, share_b, out=out[:, 1])
+    mean += a[:, 1]                                   # mean_a + delta * share_b
+    spread = np.multiply(delta, delta, out=delta)
+    spread *= wa
+    spread *= share_b                                 # ((delta * delta) * W_a) * share_b
+    m2 = np.add(a[:, 2], b[:, 2], out=out[:, 2])
+    m2 += spread                                      # (M2_a + M2_b) + spread
+    b_empty = wb == 0
+    np.copyto(out, a[:, :3], where=b_empty[:, None])
+    np.copyto(out, b[:, :3], where=((wa == 0) & ~b_empty)[:, None])
     return out
 
 
@@ -71,19 +81,19 @@ def merge_tables(tables):
     """Merges a (P, K, 4) stack of rank tables in rank order into one (K, 4) table.
 
     Flags: present if present on any rank; integer weights only if every rank that has the key
-    has integer weights.
+    has integer weights (flags are 0, PRESENT, or PRESENT + INTEGER_WEIGHTS).
     """
     tables = np.asarray(tables, dtype=np.float64)
     p, k, _ = tables.shape
-    flags = tables[:, :, 3].astype(np.int64)
-    present = (flags & 1).astype(bool)
-    integer = ((flags & 2).astype(bool) | ~present).all(axis=0) & present.any(axis=0)
-    acc = tables[0, :, :3].copy()
+    flags = tables[:, :, 3]
+    present = (flags != 0).any(axis=0)
+    integer = present & ~(flags == PRESENT).any(axis=0)
+    out = np.empty((k, COLUMNS), dtype=np.float64)
+    acc = tables[0]
     for r in range(1, p):
         acc = merge_pair(acc, tables[r])
-    out = np.empty((k, COLUMNS), dtype=np.float64)
-    out[:, :3] = acc
-    out[:, 3] = present.any(axis=0) * PRESENT + integer * INTEGER_WEIGHTS
+    out[:, :3] = acc[:, :3]
+    out[:, 3] = present * PRESENT + integer * INTEGER_WEIGHTS
     return out
 
 

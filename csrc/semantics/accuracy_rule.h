@@ -21,14 +21,27 @@ FM_HD int classify_label(int64_t t, int64_t num_classes, bool has_ignore, int64_
   return kLabelValid;
 }
 
-// Does class j (score x) rank above the target (index t, score v)?
-// Written with negated ordered compares so that a NaN x always ranks above a
-// non-NaN v: !(x <= v) is true for x > v and for NaN.
+// Does a class with score x rank above the target (score v)? `before_target` says
+// whether the class index is lower than the target's. Written with negated ordered
+// compares so that a NaN x always ranks above a non-NaN v: !(x <= v) is true for
+// x > v and for NaN. Branch-free so that compilers vectorise loops over it.
 template <class F>
-FM_HD bool ranks_above(F x, F v, int64_t j, int64_t t) {
-  if (v != v) return j < t && x != x;
-  return !(x <= v) || (j < t && x == v);
+FM_HD int rank_step(F x, F v, bool before_target) {
+  const bool v_is_nan = v != v;
+  const bool x_is_nan = x != x;
+  return v_is_nan ? int(before_target & x_is_nan) : int((!(x <= v)) | (before_target & (x == v)));
 }
+
+template <class F>
+FM_HD int ranks_above(F x, F v, int64_t j, int64_t t) { return rank_step<F>(x, v, j < t); }
+
+// The same rule specialised for a non-NaN target, as the SIMD kernels use it:
+// a class before the target ranks above it unless x < v (NLT_UQ), a class after it
+// ranks above it unless x <= v (NLE_UQ).
+template <class F>
+FM_HD int ranks_above_before_target(F x, F v) { return int(!(x < v)); }
+template <class F>
+FM_HD int ranks_above_after_target(F x, F v) { return int(!(x <= v)); }
 
 // The number of classes ranked above the target, counted until it reaches k.
 // load(j) returns the score of class j as F.
@@ -36,7 +49,7 @@ template <class F, class Load>
 FM_HD int64_t target_rank(const Load& load, int64_t num_classes, int64_t t, int64_t k) {
   const F v = load(t);
   int64_t rank = 0;
-  for (int64_t j = 0; j < num_classes && rank < k; ++j) rank += ranks_above<F>(load(j), v, j, t);
+  for (int64_t j = 0; j < num_classes && rank < k; ++j) rank += rank_step<F>(load(j), v, j < t);
   return rank;
 }
 

@@ -1,0 +1,90 @@
+// fusedmetrics._core.accuracy_counts: the CPU accuracy-count call.
+// Python (fusedmetrics/accuracy.py) validates arguments and normalises shapes to
+// y:(N, C, M), t:(N, M); this layer re-checks that every element the kernels will
+// read lies inside the arrays' buffers, then runs the kernels without the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+#include <pybind11/pybind11.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "cpu/accuracy_task.h"
+#include "semantics/dtypes.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// Byte range [low, high) that a strided view touches; empty views touch nothing.
+struct Extent {
+  int64_t low = 0, high = 0;
+  bool empty = false;
+};
+
+template <size_t D>
+Extent view_extent(const std::array<int64_t, D>& shape, const std::array<int64_t, D>& byte_strides, int64_t itemsize) {
+  Extent e;
+  for (size_t d = 0; d < D; ++d) {
+    if (shape[d] == 0) e.empty = true;
+    const int64_t reach = (shape[d] - 1) * byte_strides[d];
+    (reach < 0 ? e.low : e.high) += reach;
+  }
+  e.high += itemsize;
+  return e;
+}
+
+Extent array_extent(const py::array& a) {
+  Extent e;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) e.empty = true;
+    const int64_t reach = (a.shape(d) - 1) * a.strides(d);
+    (reach < 0 ? e.low : e.high) += reach;
+  }
+  e.high += a.itemsize();
+  return e;
+}
+
+void require_inside(const Extent& view, const py::array& a, const char* name) {
+  if (view.empty) return;
+  const Extent arr = array_extent(a);
+  if (arr.empty || view.low < arr.low || view.high > arr.high)
+    throw std::out_of_range(std::string("internal error: the normalised view of ") + name +
+                            " reaches outside its buffer");
+}
+
+void accuracy_counts(const py::array& y, const py::array& t, int y_code, int64_t N, int64_t C, int64_t M,
+                     std::array<int64_t, 3> ys, int t_code, std::array<int64_t, 2> ts, bool has_ignore,
+                     int64_t ignore, int64_t k, py::array_t<int64_t, 0> out) {
+  if (y_code < fm::kF16 || y_code > fm::kF64) throw std::invalid_argument("unknown logit dtype code");
+  if (t_code < fm::kI8 || t_code > fm::kU64) throw std::invalid_argument("unknown label dtype code");
+  if (N < 0 || C < 0 || M < 0 || k < 1) throw std::invalid_argument("negative size or k < 1");
+  if (y.itemsize() != fm::logit_itemsize(y_code) || t.itemsize() != fm::label_itemsize(t_code))
+    throw std::invalid_argument("dtype code does not match the array's item size");
+  if (out.ndim() != 1 || out.shape(0) != 2 || !out.writeable())
+    throw std::invalid_argument("out must be a writeable int64 array of shape (2,)");
+
+  const int64_t yi = y.itemsize(), ti = t.itemsize();
+  if (C > 0) require_inside(view_extent<3>({N, C, M}, {ys[0] * yi, ys[1] * yi, ys[2] * yi}, yi), y, "y");
+  require_inside(view_extent<2>({N, M}, {ts[0] * ti, ts[1] * ti}, ti), t, "t");
+
+  fm::cpu::AccuracyTask task{static_cast<const char*>(y.data()), y_code, N, C, M, ys[0], ys[1], ys[2],
+                             static_cast<const char*>(t.data()), t_code, ts[0], ts[1], has_ignore, ignore, k};
+  fm::cpu::Counts counts;
+  {
+    py::gil_scoped_release release;
+    counts = fm::cpu::count_accuracy(task);
+  }
+  auto acc = out.mutable_unchecked<1>();
+  acc(0) += counts.correct;
+  acc(1) += counts.total;
+}
+
+}  // namespace
+
+void bind_accuracy(py::module_& m) {
+  m.def("accuracy_counts", &accuracy_counts, py::arg("y"), py::arg("t"), py::arg("y_code"), py::arg("N"),
+        py::arg("C"), py::arg("M"), py::arg("y_strides"), py::arg("t_code"), py::arg("t_strides"),
+        py::arg("has_ignore"), py::arg("ignore"), py::arg("k"), py::arg("out"),
+        "Adds [correct, total] for y viewed as (N, C, M) and t as (N, M) (element strides) into out.");
+}

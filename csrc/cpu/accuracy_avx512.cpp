@@ -1,0 +1,160 @@
+// Accuracy kernels for AVX-512 CPUs (F, BW, VL, DQ; this file alone is compiled
+// with those flags). Rows whose classes are contiguous get hand-written loops:
+// one masked load per 16 (8 for float64) scores, one unordered compare against the
+// target's score, a popcount. float16/bfloat16 widen to float32 in registers.
+// Every other layout uses the portable kernels, vectorised for AVX-512.
+#include <immintrin.h>
+
+#include "cpu/accuracy_task.h"
+#include "semantics/accuracy_rule.h"
+#include "semantics/dtypes.h"
+
+namespace {
+#include "cpu/kernels_portable.h"
+
+// One vector of scores: how to load it (masked lanes read nothing, so row ends
+// never fault), and the two compares of the rule.
+struct F32x16 {
+  using Storage = float;
+  using Compute = float;
+  using Vec = __m512;
+  using Mask = __mmask16;
+  static constexpr int kLanes = 16;
+  static Vec load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static Vec splat(float v) { return _mm512_set1_ps(v); }
+  static Mask not_less(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLT_UQ); }
+  static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLE_UQ); }
+  static float scalar(const float* p, int64_t i) { return p[i]; }
+};
+
+struct F16x16 : F32x16 {
+  using Storage = uint16_t;
+  static Vec load(const uint16_t* p, Mask m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static float scalar(const uint16_t* p, int64_t i) { return fm::half_to_float(p[i]); }
+};
+
+struct BF16x16 : F32x16 {
+  using Storage = uint16_t;
+  static Vec load(const uint16_t* p, Mask m) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  static float scalar(const uint16_t* p, int64_t i) { return fm::bfloat16_to_float(p[i]); }
+};
+
+struct F64x8 {
+  using Storage = double;
+  using Compute = double;
+  using Vec = __m512d;
+  using Mask = __mmask8;
+  static constexpr int kLanes = 8;
+  static Vec load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static Vec splat(double v) { return _mm512_set1_pd(v); }
+  static Mask not_less(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLT_UQ); }
+  static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLE_UQ); }
+  static double scalar(const double* p, int64_t i) { return p[i]; }
+};
+
+// The first `count` lanes (count clamped to [0, kLanes]).
+template <class V>
+typename V::Mask first_lanes(int64_t count) {
+  if (count <= 0) return 0;
+  if (count >= V::kLanes) return typename V::Mask(~0u);
+  return typename V::Mask((1u << count) - 1);
+}
+
+template <class V, bool kBeforeTarget>
+typename V::Mask ranked_above(typename V::Vec x, typename V::Vec v) {
+  return kBeforeTarget ? V::not_less(x, v) : V::not_less_equal(x, v);
+}
+
+// How many classes in [j0, j1) rank above the non-NaN target score v.
+template <class V, bool kBeforeTarget>
+int64_t count_ranked_above(const typename V::Storage* row, int64_t j0, int64_t j1, typename V::Vec v) {
+  constexpr int W = V::kLanes;
+  const typename V::Mask all = first_lanes<V>(W);
+  int64_t count = 0;
+  int64_t j = j0;
+  for (; j + 4 * W <= j1; j += 4 * W) {  // four independent loads in flight per step
+    const auto m0 = ranked_above<V, kBeforeTarget>(V::load(row + j, all), v);
+    const auto m1 = ranked_above<V, kBeforeTarget>(V::load(row + j + W, all), v);
+    const auto m2 = ranked_above<V, kBeforeTarget>(V::load(row + j + 2 * W, all), v);
+    const auto m3 = ranked_above<V, kBeforeTarget>(V::load(row + j + 3 * W, all), v);
+    count += _mm_popcnt_u32(m0) + _mm_popcnt_u32(m1) + _mm_popcnt_u32(m2) + _mm_popcnt_u32(m3);
+  }
+  for (; j < j1; j += W) {
+    const auto lanes = first_lanes<V>(j1 - j);
+    count += _mm_popcnt_u32(ranked_above<V, kBeforeTarget>(V::load(row + j, lanes), v) & lanes);
+  }
+  return count;
+}
+
+template <class V, class Label>
+fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  using F = typename V::Compute;
+  const auto* y = reinterpret_cast<const typename V::Storage*>(task.y);
+  const auto* labels = reinterpret_cast<const Label*>(task.t);
+  const int64_t C = task.C;
+  const bool one_vector = C <= V::kLanes;
+  const bool prefetch = task.M == 1 && C * int64_t(sizeof(typename V::Storage)) >= 1024;
+  fm::cpu::Counts counts;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = task.M == 1 ? r : r / task.M, m = task.M == 1 ? 0 : r % task.M;
+    const auto* row = y + n * task.ys_n + m * task.ys_m;
+    if (prefetch) {  // the hardware prefetcher restarts at page boundaries; rows are about a page
+      const char* next = reinterpret_cast<const char*>(row + task.ys_n);
+      for (int line = 0; line < 8; ++line) _mm_prefetch(next + 64 * line, _MM_HINT_T0);
+    }
+    const auto t = static_cast<int64_t>(labels[n * task.ts_n + m * task.ts_m]);
+    const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
+    if (kind == fm::kLabelIgnored) continue;
+    ++counts.total;
+    if (kind != fm::kLabelValid) continue;
+    const F v = V::scalar(row, t);
+    int64_t rank;
+    if (v != v) {  // rare: a NaN target is beaten only by an earlier NaN
+      rank = 0;
+      for (int64_t j = 0; j < t; ++j) rank += fm::rank_step<F>(V::scalar(row, j), v, true);
+    } else if (one_vector) {
+      const auto valid = first_lanes<V>(C);
+      const auto before = first_lanes<V>(t);
+      const auto after = typename V::Mask(valid & ~first_lanes<V>(t + 1));
+      const auto x = V::load(row, valid);
+      const auto vv = V::splat(v);
+      rank = _mm_popcnt_u32(V::not_less(x, vv) & before) + _mm_popcnt_u32(V::not_less_equal(x, vv) & after);
+    } else {
+      const auto vv = V::splat(v);
+      rank = count_ranked_above<V, true>(row, 0, t, vv) + count_ranked_above<V, false>(row, t + 1, C, vv);
+    }
+    counts.correct += rank < task.k;
+  }
+  return counts;
+}
+
+template <class V>
+fm::cpu::Counts count_rows_simd_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  switch (task.t_code) {
+    case fm::kI8: return count_rows_simd<V, int8_t>(task, r0, r1);
+    case fm::kI16: return count_rows_simd<V, int16_t>(task, r0, r1);
+    case fm::kI32: return count_rows_simd<V, int32_t>(task, r0, r1);
+    case fm::kI64: return count_rows_simd<V, int64_t>(task, r0, r1);
+    case fm::kU8: return count_rows_simd<V, uint8_t>(task, r0, r1);
+    case fm::kU16: return count_rows_simd<V, uint16_t>(task, r0, r1);
+    case fm::kU32: return count_rows_simd<V, uint32_t>(task, r0, r1);
+    default: return count_rows_simd<V, uint64_t>(task, r0, r1);
+  }
+}
+
+}  // namespace
+
+fm::cpu::Counts fm::cpu::count_rows_avx512(const AccuracyTask& task, int64_t r0, int64_t r1) {
+  if (task.ys_c == 1) {
+    switch (task.y_code) {
+      case fm::kF32: return count_rows_simd_any_label<F32x16>(task, r0, r1);
+      case fm::kF16: return count_rows_simd_any_label<F16x16>(task, r0, r1);
+      case fm::kBF16: return count_rows_simd_any_label<BF16x16>(task, r0, r1);
+      default: return count_rows_simd_any_label<F64x8>(task, r0, r1);
+    }
+  }
+  return count_rows_portable(task, r0, r1);
+}

@@ -1,0 +1,19 @@
+// Which instruction-set build of the CPU kernels runs here.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace fm::cpu {
+
+// The ISA builds compiled into this binary and supported by this CPU, best last
+// ("baseline", then "avx2", "avx512").
+std::vector<std::string> usable_isas();
+
+// The ISA the kernels use now: the best usable one, unless FUSEDMETRICS_CPU_ISA or
+// set_active_isa() chose another (tests use this to exercise every build).
+std::string active_isa();
+
+// Returns false (and changes nothing) if `isa` is not usable here.
+bool set_active_isa(const std::string& isa);
+
+}  // namespace fm::cpu

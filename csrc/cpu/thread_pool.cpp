@@ -1,0 +1,152 @@
+#include "cpu/thread_pool.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#include <sched.h>
+#define FM_HAVE_PTHREAD_ATFORK 1
+#endif
+
+namespace fm::cpu {
+namespace {
+
+int default_num_threads() {
+  if (const char* env = std::getenv("FUSEDMETRICS_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+#endif
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? int(hw) : 1;
+}
+
+class Pool {
+ public:
+  explicit Pool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int workers() const { return int(threads_.size()); }
+
+  void run(int n_tasks, const std::function<void(int)>& task) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      n_tasks_ = n_tasks;
+      next_.store(0);
+      pending_ = n_tasks;
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void drain() {
+    int finished = 0;
+    for (int i = next_.fetch_add(1); i < n_tasks_; i = next_.fetch_add(1)) {
+      (*task_)(i);
+      ++finished;
+    }
+    if (finished) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_ -= finished;
+      if (pending_ == 0) done_.notify_all();
+    }
+  }
+  void work() {
+    unsigned long long seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      drain();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int n_tasks_ = 0;
+  std::atomic<int> next_{0};
+  int pending_ = 0;
+  unsigned long long generation_ = 0;
+  bool stopping_ = false;
+};
+
+std::mutex g_call_mutex;  // one parallel call at a time
+Pool* g_pool = nullptr;    // created on first use; deliberately never destroyed at exit
+int g_num_threads = 0;
+
+#if defined(FM_HAVE_PTHREAD_ATFORK)
+// In a forked child the workers do not exist: forget the pool (leaking it, as its
+// threads and mutexes are unusable there) and start afresh on first use.
+void forget_pool_in_child() {
+  g_pool = nullptr;
+  new (&g_call_mutex) std::mutex();
+}
+#endif
+
+Pool& pool_with(int workers) {
+  static bool registered = false;
+  if (!registered) {
+#if defined(FM_HAVE_PTHREAD_ATFORK)
+    pthread_atfork(nullptr, nullptr, forget_pool_in_child);
+#endif
+    registered = true;
+  }
+  if (g_pool && g_pool->workers() != workers) {
+    delete g_pool;
+    g_pool = nullptr;
+  }
+  if (!g_pool) g_pool = new Pool(workers);
+  return *g_pool;
+}
+
+}  // namespace
+
+int get_num_threads() {
+  std::lock_guard<std::mutex> lock(g_call_mutex);
+  if (g_num_threads <= 0) g_num_threads = default_num_threads();
+  return g_num_threads;
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lock(g_call_mutex);
+  g_num_threads = n > 0 ? n : default_num_threads();
+}
+
+void parallel_for(int n_tasks, const std::function<void(int)>& task) {
+  if (n_tasks <= 1) {
+    if (n_tasks == 1) task(0);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_call_mutex);
+  if (g_num_threads <= 0) g_num_threads = default_num_threads();
+  pool_with(g_num_threads - 1).run(n_tasks, task);
+}
+
+}  // namespace fm::cpu

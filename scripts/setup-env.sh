@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for fusedmetrics: a virtualenv in .venv (or $VENV), the
+# build tools, Chainer 7.8.1 (which needs numpy<2 and, to build, setuptools<70 with
+# pkg_resources), the test and MPI tools, then builds and installs this package.
+# The CUDA kernels are compiled when nvcc is found (FUSEDMETRICS_CUDA=AUTO|ON|OFF).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install --upgrade pip
+"${PIP[@]}" install "numpy<2" "setuptools<70" wheel "pybind11>=2.12" "scikit-build-core>=0.10" ninja \
+  "pytest>=7" "hypothesis>=6" "mpi4py>=3.1" mpich
+# Chainer's sdist imports pkg_resources while it builds: build it against the
+# setuptools<70 installed above instead of an isolated (newer) one.
+"$VENV/bin/python" -c "import chainer" 2>/dev/null || "${PIP[@]}" install --no-build-isolation "chainer==7.8.1"
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
+"${PIP[@]}" install --no-build-isolation --force-reinstall --no-deps .
+"$VENV/bin/python" -c "import fusedmetrics as fm; print('fusedmetrics', fm.__version__, fm.build_info())"

@@ -1,0 +1,143 @@
+"""Exact classification accuracy counts: one fused pass over the scores.
+
+Semantics (shared by the CPU and CUDA kernels, csrc/semantics/accuracy_rule.h):
+numpy's argmax order, i.e. the first maximum wins ties, NaN counts as the maximum
+and the first NaN wins; a label outside [0, C) that is not the ignore label is
+wrong but counted; rows whose label equals ``ignore_label`` are not counted.
+"""
+import numpy as np
+
+from . import _core, _layout
+
+
+def _unwrap(x):
+    """A chainer.Variable stands for its array (checked by duck typing, no import)."""
+    if type(x).__name__ == "Variable" and hasattr(x, "array"):
+        return x.array
+    return x
+
+
+def _is_device(x):
+    return hasattr(x, "__cuda_array_interface__")
+
+
+def _host_array(x, name):
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError("%s must be an array (numpy, cupy, buffer protocol or __cuda_array_interface__); "
+                        "got %s" % (name, type(x).__name__)) from exc
+
+
+def _check_k(k):
+    try:
+        k = int(k.__index__())
+    except (AttributeError, TypeError):
+        raise TypeError("k must be an integer >= 1; got %r" % (k,)) from None
+    if k < 1:
+        raise ValueError("k must be an integer >= 1; got %d" % k)
+    return k
+
+
+def _host_out(out):
+    if out is None:
+        return np.zeros(2, dtype=np.int64)
+    if _is_device(out):
+        raise ValueError("out must be on the same device as y (the host); got a device array")
+    if not isinstance(out, np.ndarray) or out.dtype != np.int64 or out.shape != (2,):
+        raise ValueError("out must be an int64 array of shape (2,); got %s"
+                         % (("dtype %s, shape %s" % (out.dtype, out.shape)) if isinstance(out, np.ndarray)
+                            else type(out).__name__))
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    return out
+
+
+def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
+    """Counts correct and total samples: an int64 array ``[correct, total]``.
+
+    Args:
+        y: scores of shape (N, C, d1, ...), float16/bfloat16/float32/float64; the
+            class axis is axis 1 and trailing size-1 axes are allowed.
+        t: integer labels of shape (N, d1, ...), any signed or unsigned dtype.
+        ignore_label: a label value whose samples are left out, or None.
+        k: top-k: a sample is correct when fewer than k classes rank above its
+            label (a greater score, NaN being greatest, or an equal score at a
+            smaller class index).
+        out: an int64 array of shape (2,) on the same device; the counts are ADDED
+            into it and it is returned, so running totals need no synchronisation.
+
+    numpy (or buffer-protocol) input gives a numpy result; cupy (or
+    ``__cuda_array_interface__``) input gives a device result computed on the
+    current stream without a host synchronisation.
+    """
+    k = _check_k(k)
+    y, t = _unwrap(y), _unwrap(t)
+    y_dev, t_dev = _is_device(y), _is_device(t)
+    if y_dev != t_dev:
+        raise ValueError("y and t must be on the same device; got y on %s and t on %s"
+                         % ("a GPU" if y_dev else "the host", "a GPU" if t_dev else "the host"))
+    if y_dev:
+        from . import _device
+        return _device_counts(_device, y, t, ignore_label, k, out)
+
+    y, t = _host_array(y, "y"), _host_array(t, "t")
+    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
+    _layout.check_shapes(y.shape, t.shape)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
+    out = _host_out(out)
+    view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+    if view.y_contiguous_copy or view.t_contiguous_copy:
+        y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
+        t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
+        view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+    _core.accuracy_counts(y, t, y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
+                          has_ignore, ignore, k, out)
+    return out
+
+
+def _device_counts(_device, y, t, ignore_label, k, out):
+    yd, td = _device.describe(y), _device.describe(t)
+    if yd.device_id != td.device_id:
+        raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
+                         % (yd.device_id, td.device_id))
+    y_code, t_code = _layout.check_dtypes(yd.dtype, td.dtype, yd.shape, td.shape)
+    _layout.check_shapes(yd.shape, td.shape)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, td.dtype)
+    if out is not None:
+        if not _is_device(out):
+            raise ValueError("out must be on the same device as y (GPU %d); got a host array" % yd.device_id)
+        od = _device.describe(out)
+        if od.dtype != np.int64 or tuple(od.shape) != (2,) or od.device_id != yd.device_id:
+            raise ValueError("out must be an int64 array of shape (2,) on GPU %d; got dtype %s, shape %s on GPU %d"
+                             % (yd.device_id, od.dtype, tuple(od.shape), od.device_id))
+    view = _layout.normalise(yd.shape, yd.strides, yd.dtype.itemsize, td.shape, td.strides, td.dtype.itemsize)
+    if view.y_contiguous_copy or view.t_contiguous_copy:
+        import cupy
+        y = cupy.ascontiguousarray(y) if view.y_contiguous_copy else y
+        t = cupy.ascontiguousarray(t) if view.t_contiguous_copy else t
+        return _device_counts(_device, y, t, ignore_label, k, out)
+    return _device.accuracy_counts_device(y, t, y_code, t_code, view.N, view.C, view.M, view.y_strides,
+                                          view.t_strides, has_ignore, ignore, k, out)
+
+
+def accuracy(y, t, ignore_label=None):
+    """What ``chainer.functions.accuracy(y, t, ignore_label).array`` returns, exactly.
+
+    A 0-d array of y's dtype (on y's device), computed from the exact integer
+    counts, so float16 never overflows (Chainer's float16 mean gives inf beyond
+    65504 correct samples). All samples ignored gives 0.0 and an empty batch
+    without ``ignore_label`` gives NaN, as in Chainer.
+    """
+    y = _unwrap(y)
+    counts = accuracy_counts(y, t, ignore_label)
+    empty_value = 0.0 if ignore_label is not None else float("nan")
+    if _is_device(counts):
+        import cupy
+        total = counts[1]
+        value = counts[0].astype(cupy.float64) / cupy.maximum(total, 1).astype(cupy.float64)
+        return cupy.where(total == 0, empty_value, value).astype(y.dtype)
+    correct, total = int(counts[0]), int(counts[1])
+    return np.asarray(correct / total if total else empty_value, dtype=y.dtype)

@@ -1,0 +1,39 @@
+"""Independent references for the accuracy tests: numpy in float64, by sorting."""
+import numpy as np
+
+
+def to_float64(y):
+    """Scores as float64 (exact for every float dtype we accept, bfloat16 included)."""
+    return np.asarray(y).astype(np.float64)
+
+
+def top_k_counts(y, t, ignore_label=None, k=1):
+    """[correct, total] by a stable sort per sample: NaN first, then larger scores,
+    then lower class index (numpy's argmax order). Independent of the kernels' rule."""
+    y = np.moveaxis(to_float64(y), 1, -1)  # (N, d..., [1...], C)
+    C = y.shape[-1]
+    t = np.asarray(t)
+    y = y.reshape(t.shape + (C,)) if y.size else np.zeros(t.shape + (C,))
+    rows = y.reshape(-1, C)
+    labels = t.reshape(-1).astype(object)  # exact for every integer dtype
+    correct = total = 0
+    index = np.arange(C)
+    for row, label in zip(rows, labels):
+        if ignore_label is not None and label == ignore_label:
+            continue
+        total += 1
+        if not 0 <= label < C:
+            continue
+        nan = np.isnan(row)
+        order = np.lexsort((index, np.where(nan, 0.0, -row), ~nan))
+        rank = int(np.nonzero(order == label)[0][0])
+        correct += rank < k
+    return np.array([correct, total], dtype=np.int64)
+
+
+def argmax_counts(y, t, ignore_label=None):
+    """[correct, total] with numpy's argmax over the class axis (top-1 only)."""
+    pred = to_float64(y).argmax(axis=1).reshape(np.shape(t))
+    t = np.asarray(t).astype(object)
+    keep = np.ones(t.shape, bool) if ignore_label is None else (t != ignore_label)
+    return np.array([int(((pred == t) & keep).sum()), int(keep.sum())], dtype=np.int64)

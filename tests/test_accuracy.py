@@ -1,0 +1,201 @@
+"""accuracy_counts / accuracy on the CPU against numpy float64 references."""
+import numpy as np
+import pytest
+
+import fusedmetrics as fm
+from fusedmetrics import _core
+
+from reference import argmax_counts, top_k_counts
+
+ISAS = _core.usable_isas()
+FLOATS = [np.float16, np.float32, np.float64]
+try:
+    import ml_dtypes
+    FLOATS.append(ml_dtypes.bfloat16)
+except ImportError:  # bfloat16 is tested where ml_dtypes is installed
+    pass
+LABELS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 1.0, 2.0, -1.0])
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    before = _core.active_isa()
+    assert _core.set_active_isa(request.param)
+    yield request.param
+    _core.set_active_isa(before)
+
+
+def adversarial_scores(rng, shape, dtype, special_fraction=0.3, levels=None):
+    """Random scores with ties, NaN, +-inf and -0.0 sprinkled in."""
+    y = rng.standard_normal(shape)
+    if levels:  # few distinct values -> many ties
+        y = np.round(y * levels) / levels
+    mask = rng.random(shape) < special_fraction
+    y[mask] = rng.choice(SPECIAL, size=int(mask.sum()))
+    return y.astype(dtype)
+
+
+def labels_for(rng, shape, C, dtype, out_of_range=True):
+    lo = -2 if out_of_range and np.issubdtype(dtype, np.signedinteger) else 0
+    hi = C + 2 if out_of_range else C
+    hi = min(hi, np.iinfo(dtype).max)
+    return rng.integers(lo, max(hi, lo + 1), size=shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("C", [1, 2, 3, 7, 8, 10, 15, 16, 17, 31, 33, 64, 100, 257, 1000])
+def test_matches_sort_reference_all_dtypes(isa, dtype, C):
+    rng = np.random.default_rng(C)
+    y = adversarial_scores(rng, (97, C), dtype, levels=2)
+    t = labels_for(rng, (97,), C, np.int32)
+    for k in (1, 2, 5):
+        for ignore in (None, -1, 0):
+            got = fm.accuracy_counts(y, t, ignore, k=k)
+            np.testing.assert_array_equal(got, top_k_counts(y, t, ignore, k), err_msg="k=%d ignore=%r" % (k, ignore))
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t), argmax_counts(y, t))
+
+
+@pytest.mark.parametrize("label_dtype", LABELS)
+def test_every_label_dtype(isa, label_dtype):
+    rng = np.random.default_rng(1)
+    C = 12
+    y = adversarial_scores(rng, (300, C), np.float32, levels=3)
+    t = labels_for(rng, (300,), C, label_dtype)
+    ignore = 3
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore), top_k_counts(y, t, ignore))
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t), argmax_counts(y, t))
+
+
+def test_uint64_labels_beyond_int64_are_wrong_but_counted(isa):
+    y = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    t = np.array([2 ** 64 - 1, 0], np.uint64)
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t), [1, 2])
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=2 ** 64 - 1), [1, 1])
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=-1), [1, 2])  # uint can't hold -1
+
+
+@pytest.mark.parametrize("y_shape,t_shape", [
+    ((20, 5, 1), (20,)),
+    ((20, 5, 1, 1), (20,)),
+    ((6, 5, 7), (6, 7)),
+    ((4, 5, 3, 6), (4, 3, 6)),
+    ((4, 5, 3, 6, 1), (4, 3, 6)),
+    ((3, 4, 2, 3, 5), (3, 2, 3, 5)),
+    ((2, 300, 5, 3), (2, 5, 3)),
+])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_trailing_axes(isa, y_shape, t_shape, dtype):
+    rng = np.random.default_rng(sum(y_shape))
+    C = y_shape[1]
+    y = adversarial_scores(rng, y_shape, dtype, levels=2)
+    t = labels_for(rng, t_shape, C, np.int64)
+    for ignore in (None, -1, 1):
+        for k in (1, 3):
+            np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k))
+
+
+def strided_views(rng, dtype):
+    base = adversarial_scores(rng, (40, 24, 6), dtype, levels=2)
+    yield "class-strided", base[:, ::2, 0], rng.integers(-1, 13, 40)
+    yield "reversed rows", base[::-1, :, 2], rng.integers(-1, 25, 40)
+    yield "reversed classes", base[:, ::-1, 1], rng.integers(-1, 25, 40)
+    yield "channels-last", np.moveaxis(adversarial_scores(rng, (8, 6, 24), dtype, levels=2), 2, 1), \
+        rng.integers(-1, 25, (8, 6))
+    four_d = adversarial_scores(rng, (5, 7, 6, 8), dtype, levels=2)
+    yield "unmergeable spatial axes", four_d[:, :, ::2, 1:7], rng.integers(-1, 8, (5, 3, 6))
+    yield "sliced pixels", four_d[:, :, 1:4, :], rng.integers(-1, 8, (5, 3, 8))
+    yield "strided labels", base[:, :, 3], rng.integers(-1, 25, 80)[::2]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_strided_views(isa, dtype):
+    rng = np.random.default_rng(7)
+    for name, y, t in strided_views(rng, dtype):
+        for ignore in (None, 0):
+            for k in (1, 2):
+                np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k),
+                                              err_msg=name)
+
+
+@pytest.mark.parametrize("C", [5000, 50000])
+def test_large_class_counts(isa, C):
+    rng = np.random.default_rng(C)
+    y = adversarial_scores(rng, (9, C), np.float32, special_fraction=0.0005, levels=3)
+    t = rng.integers(0, C, 9)
+    y[np.arange(9), t] = y.max() if not np.isnan(y).any() else y[np.arange(9), t]
+    for k in (1, 10):
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))
+
+
+def test_rows_of_ties_and_nans(isa):
+    C = 37
+    ties = np.ones((C, C), np.float32)
+    t = np.arange(C)
+    np.testing.assert_array_equal(fm.accuracy_counts(ties, t), [1, C])  # only label 0 wins a full tie
+    np.testing.assert_array_equal(fm.accuracy_counts(ties, t, k=5), [5, C])
+    nans = np.full((C, C), np.nan, np.float32)
+    np.testing.assert_array_equal(fm.accuracy_counts(nans, t), [1, C])  # the first NaN wins
+    one_nan = np.zeros((C, C), np.float32)
+    one_nan[:, 20] = np.nan
+    np.testing.assert_array_equal(fm.accuracy_counts(one_nan, t), [1, C])
+    signed_zero = np.zeros((2, 2), np.float32)
+    signed_zero[:, 0] = -0.0
+    np.testing.assert_array_equal(fm.accuracy_counts(signed_zero, np.array([0, 1])), [1, 2])
+
+
+def test_threads_split_gives_same_counts(isa):
+    rng = np.random.default_rng(3)
+    y = adversarial_scores(rng, (2 ** 16, 10), np.float32, special_fraction=0.01, levels=4)  # 2.6 MB: threaded
+    t = labels_for(rng, (2 ** 16,), 10, np.int32)
+    expected = argmax_counts(y, t, -1)
+    before = fm.get_num_threads()
+    try:
+        for n in (1, 2, 3, 8):
+            fm.set_num_threads(n)
+            np.testing.assert_array_equal(fm.accuracy_counts(y, t, -1), expected)
+    finally:
+        fm.set_num_threads(before)
+
+
+def test_out_accumulates_and_is_returned():
+    rng = np.random.default_rng(4)
+    out = np.array([5, 7], np.int64)
+    y = rng.standard_normal((50, 4)).astype(np.float32)
+    t = rng.integers(0, 4, 50)
+    result = fm.accuracy_counts(y, t, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, argmax_counts(y, t) + [5, 7])
+
+
+def test_empty_and_all_ignored():
+    y = np.zeros((0, 3), np.float32)
+    t = np.zeros((0,), np.int32)
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t), [0, 0])
+    y = np.ones((4, 3), np.float32)
+    t = np.full(4, -1, np.int32)
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=-1), [0, 0])
+    assert fm.accuracy(y, t, ignore_label=-1) == 0.0
+    np.testing.assert_array_equal(fm.accuracy_counts(np.zeros((3, 0), np.float32), np.zeros(3, int)), [0, 3])
+
+
+def test_top_k_at_least_C_counts_every_kept_row():
+    rng = np.random.default_rng(5)
+    y = adversarial_scores(rng, (200, 6), np.float32)
+    t = rng.integers(-1, 6, 200)
+    kept = int((t != -1).sum())
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, -1, k=6), [kept, kept])
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, -1, k=100), [kept, kept])
+
+
+def test_buffer_protocol_and_variable_like_inputs():
+    rng = np.random.default_rng(6)
+    y = rng.standard_normal((30, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 30).astype(np.int32)
+    expected = argmax_counts(y, t)
+    np.testing.assert_array_equal(fm.accuracy_counts(memoryview(y), memoryview(t)), expected)
+
+    class Variable:  # duck-typed chainer.Variable
+        def __init__(self, array):
+            self.array = array
+    np.testing.assert_array_equal(fm.accuracy_counts(Variable(y), t), expected)

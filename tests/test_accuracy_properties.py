@@ -1,0 +1,59 @@
+"""Property tests: splitting a batch, top-k bounds, adversarial values."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fusedmetrics as fm
+from fusedmetrics import _core
+
+from reference import top_k_counts
+
+VALUES = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 2.0, 0.5])
+
+
+@st.composite
+def batches(draw):
+    C = draw(st.integers(1, 40))
+    N = draw(st.integers(0, 60))
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    y = draw(hnp.arrays(dtype, (N, C), elements=VALUES))
+    t = draw(hnp.arrays(np.int64, (N,), elements=st.integers(-2, C + 1)))
+    ignore = draw(st.sampled_from([None, -1, 0, -2]))
+    k = draw(st.integers(1, C + 2))
+    isa = draw(st.sampled_from(_core.usable_isas()))
+    return y, t, ignore, k, isa
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches(), st.data())
+def test_split_batch_adds_up_and_matches_reference(batch, data):
+    y, t, ignore, k, isa = batch
+    before = _core.active_isa()
+    _core.set_active_isa(isa)
+    try:
+        whole = fm.accuracy_counts(y, t, ignore, k=k)
+        np.testing.assert_array_equal(whole, top_k_counts(y, t, ignore, k))
+        cut = data.draw(st.integers(0, len(t)))
+        acc = np.zeros(2, np.int64)
+        fm.accuracy_counts(y[:cut], t[:cut], ignore, k=k, out=acc)
+        fm.accuracy_counts(y[cut:], t[cut:], ignore, k=k, out=acc)
+        np.testing.assert_array_equal(acc, whole)
+    finally:
+        _core.set_active_isa(before)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches())
+def test_top_k_at_least_C_counts_every_kept_in_range_row(batch):
+    y, t, ignore, _, _ = batch
+    C = y.shape[1]
+    kept = t if ignore is None else t[t != ignore]
+    in_range = int(((kept >= 0) & (kept < C)).sum())
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=C), [in_range, len(kept)])
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches())
+def test_counts_grow_with_k(batch):
+    y, t, ignore, k, _ = batch
+    assert fm.accuracy_counts(y, t, ignore, k=k)[0] <= fm.accuracy_counts(y, t, ignore, k=k + 1)[0]

@@ -32,6 +32,12 @@ def _skip_reason():
             __import__(module)
         except Exception as exc:  # noqa: BLE001 - any import failure means "cannot run"
             return f"{module} is not importable ({exc.__class__.__name__}: {exc}); install fusedmetrics[mpi,chainer]"
+    try:
+        from fusedmetrics.summary import DictSummary
+    except ImportError as exc:
+        return f"fusedmetrics.summary is not importable ({exc})"
+    if not hasattr(DictSummary, "from_state_dict"):
+        return "fusedmetrics.summary.DictSummary has no state_dict()/from_state_dict() yet"
     if find_mpiexec() is None:
         return "no mpiexec next to sys.executable or on PATH (pip install mpich)"
     return None

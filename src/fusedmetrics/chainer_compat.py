@@ -1,0 +1,49 @@
+"""Opt-in: make Chainer itself use fusedmetrics' Summary / DictSummary.
+
+Chainer's LogReport, PlotReport, Evaluator, ParameterStatistics and the
+min/max/early-stopping triggers all create ``chainer.reporter.DictSummary()``
+through the module attribute at run time, so pointing that attribute at ours is
+enough for them to get exact statistics and the C++/CUDA accumulation. Imports
+Chainer only when called.
+"""
+from .summary import DictSummary, Summary
+
+__all__ = ["install_chainer_reporter", "uninstall_chainer_reporter"]
+
+_originals = None  # {(module, name): original} while installed
+
+
+def _targets():
+    import chainer
+    import chainer.reporter
+
+    return [(chainer.reporter, "DictSummary", DictSummary), (chainer.reporter, "Summary", Summary),
+            (chainer, "DictSummary", DictSummary), (chainer, "Summary", Summary)]
+
+
+def install_chainer_reporter():
+    """Points ``chainer.reporter.DictSummary`` / ``Summary`` and ``chainer.DictSummary`` /
+    ``chainer.Summary`` at fusedmetrics' classes. Calling it again does nothing.
+    Summaries created before the call stay Chainer's."""
+    global _originals
+    if _originals is not None:
+        return
+    targets = _targets()
+    _originals = {(module, name): getattr(module, name) for module, name, _ in targets}
+    for module, name, ours in targets:
+        setattr(module, name, ours)
+
+
+def uninstall_chainer_reporter():
+    """Restores Chainer's own classes (no-op when not installed)."""
+    global _originals
+    if _originals is None:
+        return
+    for (module, name), original in _originals.items():
+        setattr(module, name, original)
+    _originals = None
+
+
+def is_chainer_reporter_installed():
+    """Whether install_chainer_reporter() is in effect."""
+    return _originals is not None

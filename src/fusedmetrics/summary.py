@@ -1,0 +1,393 @@
+"""Exact streaming mean and standard deviation: drop-in ``Summary`` / ``DictSummary``.
+
+Same API and acceptance rules as ``chainer.reporter.Summary`` / ``DictSummary``
+(Chainer 7.8.1), with the accumulation done in C++ (host values: one call per
+``add()``) and CUDA (device values: one kernel launch per ``add()``).
+
+Where we deliberately differ from Chainer:
+
+* State per key is float64 ``(W, mean, M2)`` updated with the weighted
+  Welford/West rule and merged with Chan's formula, whatever the input dtype.
+  Chainer sums ``x`` and ``x**2`` in the input's dtype, so its std can be NaN or
+  garbage (a constant float32 series gives NaN there, exactly 0.0 here). The
+  variance is clamped at 0.
+* Host means and stds are ``numpy.float64`` (Chainer returns a Python float for
+  Python-number inputs; ``numpy.float64`` is a float subclass, so ``float()`` and
+  ``json`` behave the same). Device keys give 0-d float64 CuPy arrays (Chainer:
+  arrays of the input dtype).
+* Zero weights are skipped and create no entry (Chainer creates an entry whose
+  mean is 0/0). Negative, NaN and infinite weights raise ``ValueError``
+  (Chainer accumulates them). Complex values raise ``TypeError`` naming the key
+  (Chainer accepts them); strings raise ``TypeError`` naming the key, as
+  Chainer's ``+=`` does. Invalid input never changes the state: every item of a
+  dict is validated before any is added.
+* ``Summary.add`` accepts scalars and 0-d arrays only (Chainer's accumulates
+  arrays of any shape element-wise); the weight must be a scalar.
+* Device weights that are negative or NaN cannot raise without a host
+  synchronisation: they poison that key's device state to NaN instead.
+* ``serialize`` writes Chainer's keys (so Chainer can read our snapshots) plus
+  our exact state under ``_fm_moments`` / ``_fm_integer_weights``, which we
+  prefer when present; float weights therefore round-trip (Chainer's own
+  snapshots with float weights cannot be loaded by Chainer). On load, a key whose
+  statistics are missing is dropped with Chainer's warning instead of being kept
+  half-loaded.
+"""
+import json
+import sys
+import warnings
+
+import numpy
+
+from . import _core
+
+__all__ = ["Summary", "DictSummary"]
+
+_MOMENTS_KEY = "_fm_moments"
+_INTEGER_KEY = "_fm_integer_weights"
+_SUMMARY_KEY = "Summary"  # the single key of a Summary (appears in error messages)
+
+
+class _SummaryBase:
+    """State shared by Summary and DictSummary: the C++ host state plus, once a
+    device value arrives, a DeviceMomentStore holding the device parts."""
+
+    __slots__ = ("_state", "_store")
+
+    def __init__(self):
+        self._state = _core.DictSummaryState()
+        self._store = None
+
+    # -- device values ------------------------------------------------------
+    def _add_device(self, slots, values, weights):
+        # The C++ state validated the whole batch and holds it pending: commit
+        # only after the launch succeeded, so a failure loses nothing.
+        try:
+            from . import _device
+
+            values = [_as_device_value(v, weights[i]) for i, v in enumerate(values)]
+            if self._store is None:
+                self._store = _device.DeviceMomentStore(_device.describe(values[0]).device_id)
+            self._store.add(slots, values, weights)
+        except BaseException:
+            self._state.discard_pending()
+            raise
+        self._state.commit_pending()
+
+    def _device_statistics(self):
+        """[(slot, mean, std)] for the keys with a device part (0-d device arrays)."""
+        slots = self._state.device_slots()
+        if not slots:
+            return []
+        host = numpy.ascontiguousarray(self._state.moments()[slots])
+        means, stds = self._store.statistics(slots, host)
+        return [(slot, means[i], stds[i]) for i, slot in enumerate(slots)]
+
+    def _merged_moments(self):
+        """Host (K, 3) float64 moments with the device parts merged in (syncs once)."""
+        if self._store is None:
+            return self._state.moments()
+        return self._state.merged_moments(numpy.asarray(self._store.to_host(), dtype=numpy.float64))
+
+    def _replace(self, names, moments, integer_weights):
+        self._state.combine(names, moments, integer_weights, False)
+        self._store = None
+
+
+def _as_device_value(value, weight):
+    """Device launches take device values; a host value with a device weight is
+    copied to that weight's device (rare: Chainer would compute on the device too)."""
+    if hasattr(value, "__cuda_array_interface__"):
+        return value
+    import cupy
+
+    with cupy.cuda.Device(weight.device.id if hasattr(weight, "device") else None):
+        return cupy.asarray(numpy.asarray(value, dtype=numpy.float64))
+
+
+def _is_writer(serializer):
+    """Chainer's test ``isinstance(serializer, chainer.serializer.Serializer)``,
+    without importing Chainer when nobody else has."""
+    module = sys.modules.get("chainer.serializer")
+    if module is not None:
+        return isinstance(serializer, module.Serializer)
+    for cls in type(serializer).__mro__:
+        if cls.__name__ == "Deserializer":
+            return False
+        if cls.__name__ == "Serializer":
+            return True
+    raise TypeError(
+        "serialize() needs a chainer Serializer or Deserializer; got {}".format(type(serializer).__name__))
+
+
+def _chainer_triplet(row, integer):
+    """Chainer's (_x, _x2, _n) for one key: x = W*mean, x2 = M2 + W*mean^2."""
+    weight, mean, m2 = (float(v) for v in row)
+    n = int(weight) if integer and weight == weight and weight == int(weight) else weight
+    return weight * mean, m2 + weight * mean * mean, n
+
+
+def _moments_from_chainer(x, x2, n):
+    """(W, mean, M2) from Chainer's sums; M2 clamped at 0 (its sums may cancel)."""
+    mean = x / n
+    return n, mean, max(x2 - n * mean * mean, 0.0)
+
+
+def _read_optional(serializer, key):
+    """The stored array for key, or None when the snapshot does not have it."""
+    try:
+        value = serializer(key, None)
+    except KeyError:
+        return None
+    return None if value is None else numpy.asarray(value)
+
+
+def _read_exact(serializer, count):
+    """Our exact state, or None when the snapshot was written by Chainer."""
+    moments = _read_optional(serializer, _MOMENTS_KEY)
+    if moments is None:
+        return None
+    if moments.shape != (count, 3):
+        raise ValueError("snapshot key {} has shape {}, expected ({}, 3) for {} names".format(
+            _MOMENTS_KEY, moments.shape, count, count))
+    moments = numpy.array(moments, dtype=numpy.float64)
+    integer = _read_optional(serializer, _INTEGER_KEY)
+    if integer is None:
+        integer = numpy.floor(moments[:, 0]) == moments[:, 0]
+    elif integer.shape != (count,):
+        raise ValueError("snapshot key {} has shape {}, expected ({},)".format(
+            _INTEGER_KEY, integer.shape, count))
+    return moments, numpy.array(integer, dtype=bool)
+
+
+def _read_chainer_summary(serializer):
+    """((W, mean, M2), integer) from Chainer's `_x`, `_x2`, `_n`, or None (with
+    Chainer's warning) when they are missing."""
+    try:
+        x = serializer("_x", None)
+        x2 = serializer("_x2", None)
+        n = serializer("_n", None)
+    except KeyError:
+        x = None
+    if x is None or x2 is None or n is None:
+        warnings.warn("The previous statistics are not saved.")
+        return None
+    n = numpy.asarray(n)
+    return _moments_from_chainer(float(x), float(x2), float(n)), n.dtype.kind in "iub"
+
+
+class Summary(_SummaryBase):
+    """Online weighted mean and population std of one stream of scalars.
+
+    Drop-in for ``chainer.reporter.Summary``; see the module docstring for where
+    it deliberately differs. ``compute_mean()`` / ``make_statistics()`` on an
+    empty Summary raise ``ZeroDivisionError``, as Chainer's do.
+    """
+
+    __slots__ = ()
+
+    def add(self, value, weight=1):
+        """Adds a scalar (Python/NumPy number, 0-d array, Variable of one) with a
+        scalar weight >= 0."""
+        pending = self._state.add_item(_SUMMARY_KEY, value, weight)
+        if pending is not None:
+            self._add_device(*pending)
+
+    def _statistics(self):
+        if self._store is not None:
+            for _, mean, std in self._device_statistics():
+                return mean, std
+        if len(self._state) == 0:
+            raise ZeroDivisionError("float division by zero")
+        return self._state.statistics_of(0)
+
+    def compute_mean(self):
+        """The weighted mean (numpy.float64; a 0-d CuPy array for device values)."""
+        return self._statistics()[0]
+
+    def make_statistics(self):
+        """(mean, std): weighted mean and population standard deviation."""
+        return self._statistics()
+
+    def merge(self, other):
+        """Adds the statistics of another Summary in place (Chan's formula); returns self."""
+        if not isinstance(other, Summary):
+            raise TypeError("Summary.merge expects a Summary; got {}".format(type(other).__name__))
+        names = other._state.names()
+        self._state.combine(names, other._merged_moments(), other._state.integer_weights(), True)
+        return self
+
+    def __add__(self, other):
+        if not isinstance(other, Summary):
+            return NotImplemented
+        out = Summary()
+        out.merge(self)
+        return out.merge(other)
+
+    def serialize(self, serializer):
+        """Chainer's keys `_x`, `_x2`, `_n` plus our exact state (`_fm_moments` (3,),
+        `_fm_integer_weights` ()), preferred when present."""
+        if _is_writer(serializer):
+            if len(self._state):
+                row = self._merged_moments()[0]
+                integer = bool(self._state.integer_weights()[0])
+            else:
+                row, integer = numpy.zeros(3), True
+            x, x2, n = _chainer_triplet(row, integer)
+            serializer("_x", x)
+            serializer("_x2", x2)
+            serializer("_n", n)
+            serializer(_MOMENTS_KEY, numpy.array(row, dtype=numpy.float64))
+            serializer(_INTEGER_KEY, numpy.array(integer))
+            return
+        moments = _read_optional(serializer, _MOMENTS_KEY)
+        if moments is not None:
+            if moments.shape != (3,):
+                raise ValueError("snapshot key {} has shape {}, expected (3,)".format(_MOMENTS_KEY, moments.shape))
+            integer = _read_optional(serializer, _INTEGER_KEY)
+            row = numpy.array(moments, dtype=numpy.float64)
+            integer = bool(row[0] == numpy.floor(row[0])) if integer is None else bool(integer)
+        else:
+            read = _read_chainer_summary(serializer)
+            if read is None:
+                return
+            row, integer = read
+        if row[0] > 0:
+            self._replace([_SUMMARY_KEY], numpy.array([row], dtype=numpy.float64), numpy.array([integer]))
+        else:
+            self._replace([], numpy.zeros((0, 3)), numpy.zeros(0, dtype=bool))
+
+
+class DictSummary(_SummaryBase):
+    """Online weighted mean and population std of a stream of dicts of scalars.
+
+    Drop-in for ``chainer.reporter.DictSummary``: ``add`` accepts dicts whose
+    values are Python/NumPy scalars, 0-d NumPy or CuPy arrays, Chainer Variables
+    of those, or ``(value, weight)`` tuples; other values are skipped silently
+    and create no entry. Keys keep their first-seen order. See the module
+    docstring for where it deliberately differs from Chainer.
+
+    Beyond Chainer's API: ``merge(other)`` / ``+`` (Chan's formula),
+    ``state_dict()``, ``load_state_dict(sd)`` and ``from_state_dict(sd)``.
+    """
+
+    __slots__ = ()
+
+    def add(self, d):
+        """Adds a dict of scalars (one call into C++; device values: one launch)."""
+        pending = self._state.add(d)
+        if pending is not None:
+            self._add_device(*pending)
+
+    def compute_mean(self):
+        """{key: weighted mean} in first-seen order."""
+        out = self._state.compute_mean()
+        if self._store is not None:
+            names = self._state.names()
+            for slot, mean, _ in self._device_statistics():
+                out[names[slot]] = mean
+        return out
+
+    def make_statistics(self):
+        """{key: mean, key + '.std': population std} in first-seen order."""
+        out = self._state.make_statistics()
+        if self._store is not None:
+            names = self._state.names()
+            for slot, mean, std in self._device_statistics():
+                out[names[slot]] = mean
+                out[names[slot] + ".std"] = std
+        return out
+
+    # -- combining and state ------------------------------------------------
+    def state_dict(self):
+        """{'names': [...], 'moments': float64 (K, 3) [W, mean, M2], 'integer_weights':
+        bool (K,)}, all on the host (device parts merged in with one transfer)."""
+        return {
+            "names": self._state.names(),
+            "moments": self._merged_moments(),
+            "integer_weights": self._state.integer_weights(),
+        }
+
+    def load_state_dict(self, state_dict):
+        """Replaces the contents with a state_dict() (validated first)."""
+        try:
+            names = list(state_dict["names"])
+            moments = numpy.asarray(state_dict["moments"], dtype=numpy.float64)
+            integer = numpy.asarray(state_dict["integer_weights"], dtype=bool)
+        except (KeyError, TypeError) as e:
+            raise ValueError("state_dict must have 'names', 'moments' and 'integer_weights': {}".format(e)) from e
+        if moments.size == 0 and not names:
+            moments = moments.reshape(0, 3)
+        self._replace(names, moments, integer)
+
+    @classmethod
+    def from_state_dict(cls, state_dict):
+        out = cls()
+        out.load_state_dict(state_dict)
+        return out
+
+    def merge(self, other):
+        """Adds another DictSummary's statistics in place (Chan's formula per key;
+        new keys appended in other's order); returns self."""
+        if not isinstance(other, DictSummary):
+            raise TypeError("DictSummary.merge expects a DictSummary; got {}".format(type(other).__name__))
+        sd = other.state_dict()
+        self._state.combine(sd["names"], sd["moments"], sd["integer_weights"], True)
+        return self
+
+    def __add__(self, other):
+        """A new DictSummary with both (host state; device parts are merged in)."""
+        if not isinstance(other, DictSummary):
+            return NotImplemented
+        return type(self).from_state_dict(self.state_dict()).merge(other)
+
+    def __reduce__(self):
+        return (type(self).from_state_dict, (self.state_dict(),))
+
+    # -- Chainer serialization ----------------------------------------------
+    def serialize(self, serializer):
+        """Writes Chainer's layout (`_names`, `_summaries/<i>/_x`, `_x2`, `_n`) plus
+        `_fm_moments` (K, 3) and `_fm_integer_weights` (K,); reads either, preferring
+        ours. Loading replaces the contents."""
+        if _is_writer(serializer):
+            names = self._state.names()
+            moments = self._merged_moments()
+            integer = self._state.integer_weights()
+            serializer("_names", json.dumps(names))
+            summaries = serializer["_summaries"]
+            for index in range(len(names)):
+                x, x2, n = _chainer_triplet(moments[index], integer[index])
+                sub = summaries[str(index)]
+                sub("_x", x)
+                sub("_x2", x2)
+                sub("_n", n)
+            serializer(_MOMENTS_KEY, moments)
+            serializer(_INTEGER_KEY, integer)
+            return
+        try:
+            names_json = serializer("_names", "")
+        except KeyError:
+            names_json = ""
+        if names_json is None or str(names_json) == "":
+            warnings.warn("The names of statistics are not saved.")
+            self._replace([], numpy.zeros((0, 3)), numpy.zeros(0, dtype=bool))
+            return
+        names = json.loads(str(names_json))
+        exact = _read_exact(serializer, len(names))
+        if exact is not None:
+            self._replace(names, exact[0], exact[1])
+            return
+        kept, rows, integer = [], [], []
+        summaries = serializer["_summaries"]
+        for index, name in enumerate(names):
+            read = _read_chainer_summary(summaries[str(index)])
+            if read is None:
+                continue
+            row, is_integer = read
+            if row[0] < 0:
+                raise ValueError("snapshot has a negative total weight {} for {!r}".format(row[0], name))
+            if row[0] == 0:  # Chainer keeps entries that only saw weight 0; we have none
+                continue
+            kept.append(name)
+            rows.append(row)
+            integer.append(is_integer)
+        self._replace(kept, numpy.array(rows, dtype=numpy.float64).reshape(-1, 3), numpy.array(integer, dtype=bool))

@@ -1,0 +1,152 @@
+"""The Python side of the device path (hand-off, commit/discard, host+device
+merge) against a NumPy stand-in for fusedmetrics._device.DeviceMomentStore.
+Runs without a GPU; the real store is tested in test_summary_gpu.py."""
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import fusedmetrics
+from fusedmetrics.summary import DictSummary
+
+
+class FakeDeviceArray:
+    """A 0-d 'device' array: has __cuda_array_interface__, holds a NumPy value."""
+
+    def __init__(self, value, dtype=np.float32):
+        self.value = np.asarray(value, dtype=dtype)
+        self.ndim = 0
+        self.dtype = self.value.dtype
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (), "typestr": self.value.dtype.str, "data": (0, False), "version": 3}
+
+
+class FakeStore:
+    instances = []
+
+    def __init__(self, device_id):
+        self.device_id = device_id
+        self.table = np.zeros((0, 3))
+        self.calls = []
+        self.fail_next = False
+        FakeStore.instances.append(self)
+
+    def add(self, slots, values, weights):
+        if self.fail_next:
+            raise RuntimeError("launch failed")
+        self.calls.append(list(slots))
+        need = max(slots) + 1
+        if need > len(self.table):
+            self.table = np.vstack([self.table, np.zeros((need - len(self.table), 3))])
+        for slot, v, w in zip(slots, values, weights):
+            assert isinstance(v, FakeDeviceArray)
+            x = float(v.value)
+            w = float(w.value) if isinstance(w, FakeDeviceArray) else float(w)
+            if w == 0:
+                continue
+            total, mean, m2 = self.table[slot]
+            new_total = total + w
+            delta = x - mean
+            new_mean = mean + delta * (w / new_total)
+            self.table[slot] = (new_total, new_mean, m2 + w * delta * (x - new_mean))
+
+    def statistics(self, slots, host_moments):
+        means, stds = [], []
+        for slot, (wa, ma, qa) in zip(slots, host_moments):
+            wb, mb, qb = self.table[slot]
+            total = wa + wb
+            delta = mb - ma
+            mean = ma + delta * (wb / total) if wa else mb
+            m2 = qa + qb + delta * delta * wa * (wb / total)
+            means.append(mean)
+            stds.append(np.sqrt(max(m2 / total, 0.0)))
+        return np.array(means), np.array(stds)
+
+    def to_host(self):
+        return self.table.copy()
+
+
+@pytest.fixture
+def fake_device(monkeypatch):
+    module = types.ModuleType("fusedmetrics._device")
+    module.DeviceMomentStore = FakeStore
+    module.describe = lambda obj: types.SimpleNamespace(device_id=0)
+    module.is_device_array = lambda obj: hasattr(obj, "__cuda_array_interface__")
+    monkeypatch.setitem(sys.modules, "fusedmetrics._device", module)
+    monkeypatch.setattr(fusedmetrics, "_device", module, raising=False)
+    FakeStore.instances.clear()
+    return module
+
+
+def test_mixed_host_and_device_values_match_host_only(fake_device):
+    rng = np.random.default_rng(0)
+    host, mixed = DictSummary(), DictSummary()
+    for i in range(300):
+        d = {"loss": float(rng.normal(2.3, 1e-3)), "acc": (float(rng.random()), int(rng.integers(1, 4)))}
+        if i % 5 == 0:
+            d["dev_only"] = float(rng.normal())
+        host.add(d)
+        m = {}
+        for k, v in d.items():
+            on_device = k == "dev_only" or i % 2 == 0
+            if isinstance(v, tuple):
+                m[k] = (FakeDeviceArray(v[0], np.float64), v[1]) if on_device else v
+            else:
+                m[k] = FakeDeviceArray(v, np.float64) if on_device else v
+        mixed.add(m)
+    store, = FakeStore.instances
+    assert all(len(c) >= 1 for c in store.calls)
+    # one store call per add() that had device values, none for host-only adds
+    assert len(store.calls) == sum(1 for i in range(300) if i % 2 == 0 or i % 5 == 0)
+    h, g = host.make_statistics(), mixed.make_statistics()
+    assert list(g) == list(h)
+    for k in h:
+        np.testing.assert_allclose(g[k], h[k], rtol=1e-11, atol=1e-15, err_msg=k)
+    sd_h, sd_m = host.state_dict(), mixed.state_dict()
+    np.testing.assert_allclose(sd_m["moments"], sd_h["moments"], rtol=1e-11, atol=1e-15)
+    assert sd_m["integer_weights"].tolist() == sd_h["integer_weights"].tolist() == [True, True, True]
+
+
+def test_failed_launch_loses_nothing(fake_device):
+    s = DictSummary()
+    s.add({"a": 1.0, "d": FakeDeviceArray(2.0)})
+    before = s.state_dict()
+    store, = FakeStore.instances
+    store.fail_next = True
+    with pytest.raises(RuntimeError, match="launch failed"):
+        s.add({"a": 5.0, "new_host": 1.0, "new_dev": FakeDeviceArray(3.0)})
+    after = s.state_dict()
+    assert after["names"] == before["names"] == ["a", "d"]
+    np.testing.assert_array_equal(after["moments"], before["moments"])
+    store.fail_next = False
+    s.add({"a": 3.0, "new_dev": FakeDeviceArray(3.0)})
+    assert s.compute_mean() == {"a": 2.0, "d": 2.0, "new_dev": 3.0}
+
+
+def test_device_weights_and_zero_host_weights(fake_device):
+    s = DictSummary()
+    s.add({"z": (FakeDeviceArray(1.0), 0), "w": (FakeDeviceArray(4.0), FakeDeviceArray(3, np.int32)),
+           "f": (FakeDeviceArray(4.0), FakeDeviceArray(0.5))})
+    s.add({"w": (FakeDeviceArray(8.0), FakeDeviceArray(1, np.int32))})
+    sd = s.state_dict()
+    assert sd["names"] == ["w", "f"]  # zero host weight: skipped, no entry
+    np.testing.assert_allclose(sd["moments"][0], [4.0, 5.0, 12.0])
+    assert sd["integer_weights"].tolist() == [True, False]
+
+
+def test_serialize_and_merge_include_device_parts(fake_device):
+    chainer = pytest.importorskip("chainer")
+    s = DictSummary()
+    s.add({"k": FakeDeviceArray(1.0)})
+    s.add({"k": 3.0})
+    d = chainer.serializers.DictionarySerializer()
+    d.save(s)
+    np.testing.assert_array_equal(d.target["_fm_moments"], [[2.0, 2.0, 2.0]])
+    assert d.target["_summaries/0/_n"] == 2
+    other = DictSummary()
+    other.add({"k": 5.0})
+    other.merge(s)
+    assert other.compute_mean() == {"k": 3.0}

@@ -74,9 +74,9 @@ def scenario_verdicts(n):
     return _RESULTS[n]
 
 
-def _fm_evaluator_available():
+def _fm_extensions_available():
     try:
-        from fusedmetrics.extensions import Evaluator  # noqa: F401
+        from fusedmetrics.extensions import Evaluator, MicroAverage  # noqa: F401
     except ImportError:
         return False
     return True
@@ -86,7 +86,8 @@ SHARDINGS = ["even", "shards_50_3", "rank_without_data", "all_ranks_empty", "key
 EVALUATION = [f"{s}/{c}/{e}" for s in SHARDINGS for c in ("mpi4py", "chainermn")
               for e in ("chainer", "fusedmetrics")]
 OTHERS = ["error_on_last_rank/mpi4py", "error_on_last_rank/chainermn",
-          "evaluator_without_dictsummary", "argument_errors", "allreduce_pair", "scatter_dataset"]
+          "evaluator_without_dictsummary", "argument_errors", "allreduce_pair", "scatter_dataset",
+          "micro_average/mpi4py", "micro_average/chainermn"]
 
 
 @requires_mpi
@@ -97,8 +98,9 @@ def test_scenario(n, scenario):
     assert scenario in verdicts, f"scenario {scenario} did not run; ran {sorted(verdicts)}"
     verdict = verdicts[scenario]
     if verdict.startswith("skip"):
-        # Only the fusedmetrics Evaluator scenarios may skip, and only while that class is missing.
-        assert scenario.endswith("/fusedmetrics") and not _fm_evaluator_available(), verdict
+        # Only the fusedmetrics.extensions scenarios may skip, and only while those are missing.
+        assert (scenario.endswith("/fusedmetrics") or scenario.startswith("micro_average/")) \
+            and not _fm_extensions_available(), verdict
         pytest.skip(verdict)
     assert verdict == "pass", verdict
 

@@ -30,8 +30,9 @@ from fusedmetrics.summary import DictSummary  # noqa: E402
 
 try:
     from fusedmetrics.extensions import Evaluator as FMEvaluator
+    from fusedmetrics.extensions import MicroAverage as FMMicroAverage
 except ImportError:  # the extensions land separately; their scenarios report "skip"
-    FMEvaluator = None
+    FMEvaluator = FMMicroAverage = None
 
 WORLD = MPI.COMM_WORLD
 RANK, SIZE = WORLD.Get_rank(), WORLD.Get_size()
@@ -349,6 +350,46 @@ def allreduce_pair_scenario():
     return verify
 
 
+# ---------------------------------------------------------------- MicroAverage(comm=...)
+class FakeTrainer:
+    """What MicroAverage and IntervalTrigger read: observation and updater.iteration."""
+
+    def __init__(self):
+        self.observation = {}
+        self.updater = type("Updater", (), {"iteration": 0, "epoch_detail": 0.0})()
+
+
+def micro_average_scenario(comm_kind):
+    """Per-rank correct/total counts (ranks see different numbers of batches, one sees none):
+    the averaging trigger reports sum(correct) / sum(total) over all ranks."""
+    comm = make_comm(comm_kind)
+    rng = np.random.RandomState(42)
+    per_rank = [[(int(c), int(t)) for t in rng.randint(1, 50, size=3 + 2 * r) for c in [rng.randint(0, t + 1)]]
+                if r != 1 else [] for r in range(SIZE)]
+    ma = FMMicroAverage("main/correct", "main/total", "main/accuracy_micro", trigger=(6, "iteration"),
+                        comm=comm)
+    trainer = FakeTrainer()
+    reports = []
+    for it in range(1, 7):  # the trigger fires at iteration 6 on every rank
+        trainer.updater.iteration = it
+        mine = per_rank[RANK]
+        trainer.observation = ({"main/correct": np.int64(mine[it - 1][0]), "main/total": mine[it - 1][1]}
+                               if it - 1 < len(mine) else {})
+        if it == 6 and not trainer.observation:  # MicroAverage skips the trigger without both keys
+            trainer.observation = {"main/correct": 0, "main/total": 0}
+        observed = {}
+        with reporter_module.Reporter().scope(observed):
+            ma(trainer)
+        reports.append(observed)
+
+    def verify():
+        first6 = [p[:6] for p in per_rank]
+        want = sum(c for p in first6 for c, _ in p) / sum(t for p in first6 for _, t in p)
+        assert all("main/accuracy_micro" not in r for r in reports[:5]), reports
+        assert reports[5]["main/accuracy_micro"] == want, (reports[5], want)
+    return verify
+
+
 # ---------------------------------------------------------------- scatter_dataset
 def scatter_scenario():
     records = {}
@@ -396,12 +437,14 @@ def run_scenarios():
         ("evaluator_without_dictsummary", bad_evaluator_scenario, False),
         ("argument_errors", argument_errors_scenario, False),
         ("allreduce_pair", allreduce_pair_scenario, False),
+        ("micro_average/mpi4py", lambda: micro_average_scenario("mpi4py"), FMMicroAverage is None),
+        ("micro_average/chainermn", lambda: micro_average_scenario("chainermn"), FMMicroAverage is None),
         ("scatter_dataset", scatter_scenario, False),
     ]
     verdicts = {}
     for name, run, skip in scenarios:
         if skip:
-            verdicts[name] = "skip: fusedmetrics.extensions.Evaluator is not available"
+            verdicts[name] = "skip: fusedmetrics.extensions is not available"
             continue
         try:
             verify = run()

@@ -8,17 +8,14 @@ They are imported on first use, when a communicator already exists.
 - ``scatter_dataset(dataset, comm, shuffle=False, seed=None, root=0)``: contiguous shards, no
   duplicates.
 - ``allreduce_pair(comm, a, b)``: the cross-rank sums used by ``MicroAverage(comm=...)``.
-- ``setup_example()``: communicator + helpers for a training script run under ``mpiexec``.
 """
 from ._aggregate import RemoteEvaluationError, StateAggregator
 from ._evaluator import create_multi_node_evaluator, is_multi_node_evaluator
-from ._example import MultiNodeSetup, setup_example
 from ._pair import allreduce_pair
 from ._scatter import ShardView, scatter_dataset, shard_bounds
 from ._states import merge_tables
 
 __all__ = [
-    "MultiNodeSetup",
     "RemoteEvaluationError",
     "ShardView",
     "StateAggregator",
@@ -27,6 +24,5 @@ __all__ = [
     "is_multi_node_evaluator",
     "merge_tables",
     "scatter_dataset",
-    "setup_example",
     "shard_bounds",
 ]

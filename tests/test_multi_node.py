@@ -274,3 +274,19 @@ def test_one_rank_multi_node_evaluator_equals_plain_chainer(comm_self):
         assert float(got[k]) == pytest.approx(float(plain[k]), rel=1e-12)
     assert chainer.reporter.DictSummary is not None and \
         chainer.reporter.DictSummary.__module__ == "chainer.reporter"  # substitution undone
+
+
+def test_aggregator_bad_local_state_raises_after_the_collective(comm_self, capsys):
+    from fusedmetrics.multi_node import StateAggregator
+    agg = StateAggregator(comm_self)
+    with pytest.raises(ValueError, match=r"expected \(1, 3\)"):
+        agg.aggregate({"names": ["a"], "moments": np.zeros((2, 3)), "integer_weights": np.zeros(1, bool)})
+    assert "rank 0 of 1: local evaluation failed" in capsys.readouterr().err
+    # The aggregator is still usable: the next evaluation agrees on names and merges.
+    out = agg.aggregate({"names": ["a"], "moments": np.array([[2.0, 1.5, 0.5]]),
+                         "integer_weights": np.array([True])})
+    assert out["names"] == ["a"] and out["moments"].tolist() == [[2.0, 1.5, 0.5]]
+    assert agg.names_exchanges == 1
+    agg.aggregate({"names": ["a"], "moments": np.array([[1.0, 0.0, 0.0]]),
+                   "integer_weights": np.array([True])})
+    assert agg.names_exchanges == 1  # same names: no second exchange

@@ -85,7 +85,7 @@ def _fm_extensions_available():
 SHARDINGS = ["even", "shards_50_3", "rank_without_data", "all_ranks_empty", "key_on_one_rank"]
 EVALUATION = [f"{s}/{c}/{e}" for s in SHARDINGS for c in ("mpi4py", "chainermn")
               for e in ("chainer", "fusedmetrics")]
-OTHERS = ["error_on_last_rank/mpi4py", "error_on_last_rank/chainermn",
+OTHERS = ["keys_change", "error_on_last_rank/mpi4py", "error_on_last_rank/chainermn",
           "evaluator_without_dictsummary", "argument_errors", "allreduce_pair", "scatter_dataset",
           "micro_average/mpi4py", "micro_average/chainermn"]
 

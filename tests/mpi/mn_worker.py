@@ -61,6 +61,8 @@ class Model(chainer.Link):
         }, self)
         if (tag == 1).any():
             chainer.report({"rare": float(x[tag == 1].sum())}, self)
+        if getattr(self, "late_key", False) and (tag == 1).any():
+            chainer.report({"late": (float(x.min()), 3)}, self)
 
 
 class ListIterator(chainer.dataset.Iterator):
@@ -233,6 +235,34 @@ def evaluation_scenario(shard_name, comm_kind, ev_kind):
         assert agg.names_exchanges == exchanges_after_first, "names exchanged again with unchanged keys"
         if shard_name == "key_on_one_rank":
             assert "main/rare" in got1
+    return verify
+
+
+def keys_change_scenario():
+    """A key appears on one rank in the second evaluation: names are exchanged again, exactly."""
+    sizes = [9] * SIZE
+    n = sum(sizes)
+    data = make_dataset(n, seed=11, rare_range=(n - 9, n))
+    shards = shards_for(data, sizes)
+    all_batches = [b for sh in shards for b in batches_of(sh, 4)]
+    model = Model()
+    ev = create_multi_node_evaluator(
+        make_evaluator("chainer", ListIterator(batches_of(shards[RANK], 4)), model), WORLD)
+    first = ev()
+    model.late_key = True
+    second = ev()
+    third = ev()
+    exchanges = ev._fm_multi_node.aggregator.names_exchanges
+
+    def verify():
+        model.late_key = False
+        check_dicts(first, single_process_chainer(all_batches, model), "before the new key")
+        model.late_key = True
+        want = single_process_chainer(all_batches, model)
+        assert "main/late" in want
+        check_dicts(second, want, "after the new key")
+        check_dicts(third, want, "third evaluation")
+        assert exchanges == 2, exchanges
     return verify
 
 
@@ -432,6 +462,7 @@ def run_scenarios():
                                   lambda s=shard_name, c=comm_kind, e=ev_kind: evaluation_scenario(s, c, e),
                                   ev_kind == "fusedmetrics" and FMEvaluator is None))
     scenarios += [
+        ("keys_change", keys_change_scenario, False),
         ("error_on_last_rank/mpi4py", lambda: error_scenario("mpi4py"), False),
         ("error_on_last_rank/chainermn", lambda: error_scenario("chainermn"), False),
         ("evaluator_without_dictsummary", bad_evaluator_scenario, False),

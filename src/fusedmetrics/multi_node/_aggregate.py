@@ -71,11 +71,15 @@ class StateAggregator:
         """
         comm = self.comm
         size = comm.Get_size()
+        names, moments, integer, need_names = [], None, None, False
         if failure is None:
-            names, moments, integer = _states.check_state_dict(local_state, "local DictSummary")
-            need_names = names != self._last_names and any(n not in self.index for n in names)
-        else:
-            names, moments, integer, need_names = [], None, None, False
+            try:
+                names, moments, integer = _states.check_state_dict(local_state, "local DictSummary")
+            except (TypeError, ValueError) as exc:  # still join the collective below
+                report_local_failure(exc, comm.Get_rank(), size)
+                failure = exc
+            else:
+                need_names = names != self._last_names and any(n not in self.index for n in names)
 
         k = len(self.registry)
         send = np.zeros((k + 1, _states.COLUMNS), dtype=np.float64)

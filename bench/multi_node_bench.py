@@ -8,8 +8,8 @@ iteration is what an evaluation does after its local loop, from the local summar
 result dict on every rank:
 
 - fusedmetrics: ``create_multi_node_evaluator`` around an evaluator whose ``evaluate_summary()``
-  returns the prepared fusedmetrics DictSummary: ``state_dict()``, header ``Allgather``, packed
-  float64 ``Allgather``, rank-order Chan merge, ``from_state_dict().compute_mean()``;
+  returns the prepared fusedmetrics DictSummary: ``state_dict()``, one packed
+  float64 ``Allgather`` (header row included), rank-order Chan merge, ``from_state_dict().compute_mean()``;
 - ChainerMN: ``chainermn.create_multi_node_evaluator`` around an evaluator whose ``evaluate()``
   returns the prepared ``chainer.reporter.DictSummary``'s ``compute_mean()``, then one pickled
   ``allreduce_obj`` per key (naive communicator).
@@ -126,7 +126,7 @@ def main():
         rows += json.loads(line[-1][len("BENCH "):])
     print(f"Aggregation time per evaluation (median of the slowest rank; {os.cpu_count()} cores"
           f"{', oversubscribed' if max(args.ranks) > (os.cpu_count() or 1) else ''})\n")
-    print("| ranks | keys | fusedmetrics (2 collectives) | ChainerMN (1 allreduce_obj per key) | speed-up | same values |")
+    print("| ranks | keys | fusedmetrics (1 Allgather) | ChainerMN (1 allreduce_obj per key) | speed-up | same values |")
     print("|---:|---:|---:|---:|---:|:---:|")
     for r in rows:
         print(f"| {r['ranks']} | {r['keys']} | {r['fusedmetrics'] * 1e6:,.0f} us | "

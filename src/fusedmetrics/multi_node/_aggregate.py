@@ -90,9 +90,16 @@ class StateAggregator:
         comm.Allgather(send, recv)
 
         headers = recv[:, k, :3]
-        if (headers[:, 0] != _TAG).any():
+        if (headers[:, 0] != _TAG).any():  # (only possible when ranks mismatched collectives)
             raise RuntimeError("multi-node evaluation: ranks reached different collectives on this "
                                "communicator (is the evaluator wrapped on every rank?)")
+        if headers[:, 1:].any():
+            return self._slow_path(headers, recv, names, moments, integer, failure)
+        return _states.unpack(_states.merge_tables(recv[:, :k, :]), self.registry)
+
+    def _slow_path(self, headers, recv, names, moments, integer, failure):
+        """A rank failed (everyone raises) or some rank has new names (exchange, then resend)."""
+        comm, size, k = self.comm, self.comm.Get_size(), len(self.registry)
         failed = np.flatnonzero(headers[:, 1])
         if failed.size:
             if failure is not None:

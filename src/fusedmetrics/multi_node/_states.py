@@ -49,32 +49,43 @@ def pack_rows(rows, moments, integer, size):
 
 
 def merge_pair(a, b):
-    """Chan-Golub-LeVeque merge of two (K, 3+) tables, key by key, ``a`` first; returns (K, 3).
+    """Chan-Golub-LeVeque merge of two (K, 3+) tables, key by key, ``a`` first; returns (K, 3)."""
+    out = merge_columns(a[:, 0], a[:, 1], a[:, 2], b[:, 0], b[:, 1], b[:, 2])
+    return np.stack(out, axis=1)
+
+
+def merge_columns(wa, ma, qa, wb, mb, qb):
+    """The merge on columns (W, mean, M2 arrays of length K); returns new (W, mean, M2) arrays.
 
     The same arithmetic, in the same order, as ``fm::moments_merge`` in csrc/semantics/moments.h
     (W == 0 on either side returns the other side unchanged; both 0 keeps ``a``). numpy's
     element-wise +, -, *, / are correctly rounded IEEE operations with no FMA contraction, so every
     rank computes bit-identical results from the same inputs, whatever machine it runs on.
-    Written with ``out=`` arguments because the per-call overhead, not the arithmetic, is the cost
-    for the usual few dozen keys.
+    Written with in-place operations and a fast path for "every key has weight on both sides"
+    because per-call overhead, not arithmetic, is the cost for the usual few dozen keys.
     """
-    wa, wb = a[:, 0], b[:, 0]
-    k = wa.shape[0]
-    out = np.empty((k, 3), dtype=np.float64)
-    total = np.add(wa, wb, out=out[:, 0])
-    share_b = np.divide(wb, total, out=np.zeros(k), where=total != 0)
-    delta = np.subtract(b[:, 1], a[:, 1])
-    mean = np.multiply(delta, share_b, out=out[:, 1])
-    mean += a[:, 1]                                   # mean_a + delta * share_b
-    spread = np.multiply(delta, delta, out=delta)
-    spread *= wa
-    spread *= share_b                                 # ((delta * delta) * W_a) * share_b
-    m2 = np.add(a[:, 2], b[:, 2], out=out[:, 2])
-    m2 += spread                                      # (M2_a + M2_b) + spread
-    b_empty = wb == 0
-    np.copyto(out, a[:, :3], where=b_empty[:, None])
-    np.copyto(out, b[:, :3], where=((wa == 0) & ~b_empty)[:, None])
-    return out
+    total = wa + wb
+    both = bool((wa > 0).all() and (wb > 0).all())
+    if both:
+        share_b = wb / total
+    else:
+        share_b = np.divide(wb, total, out=np.zeros_like(total), where=total != 0)
+    delta = mb - ma
+    mean = delta * share_b
+    mean += ma                       # mean_a + delta * share_b
+    delta *= delta
+    delta *= wa
+    delta *= share_b                 # ((delta * delta) * W_a) * share_b
+    m2 = qa + qb
+    m2 += delta                      # (M2_a + M2_b) + spread
+    if not both:
+        b_empty = wb == 0
+        a_only = wa == 0
+        a_only &= ~b_empty
+        for merged, left, right in ((total, wa, wb), (mean, ma, mb), (m2, qa, qb)):
+            np.copyto(merged, left, where=b_empty)
+            np.copyto(merged, right, where=a_only)
+    return total, mean, m2
 
 
 def merge_tables(tables):
@@ -83,26 +94,32 @@ def merge_tables(tables):
     Flags: present if present on any rank; integer weights only if every rank that has the key
     has integer weights (flags are 0, PRESENT, or PRESENT + INTEGER_WEIGHTS).
     """
-    tables = np.asarray(tables, dtype=np.float64)
-    p, k, _ = tables.shape
-    flags = tables[:, :, 3]
-    present = (flags != 0).any(axis=0)
-    integer = present & ~(flags == PRESENT).any(axis=0)
-    out = np.empty((k, COLUMNS), dtype=np.float64)
-    acc = tables[0]
+    p, k, _ = np.shape(tables)
+    cols = np.ascontiguousarray(np.transpose(tables, (0, 2, 1)), dtype=np.float64)  # (P, 4, K)
+    flags = cols[:, 3]
+    out = np.empty((COLUMNS, k), dtype=np.float64)
+    if (flags == PRESENT + INTEGER_WEIGHTS).all():  # the usual case: every rank, integer weights
+        out[3] = PRESENT + INTEGER_WEIGHTS
+    else:
+        present = (flags != 0).any(axis=0)
+        integer = present & ~(flags == PRESENT).any(axis=0)
+        out[3] = present * PRESENT + integer * INTEGER_WEIGHTS
+    w, mean, m2 = cols[0, 0], cols[0, 1], cols[0, 2]
     for r in range(1, p):
-        acc = merge_pair(acc, tables[r])
-    out[:, :3] = acc[:, :3]
-    out[:, 3] = present * PRESENT + integer * INTEGER_WEIGHTS
-    return out
+        w, mean, m2 = merge_columns(w, mean, m2, cols[r, 0], cols[r, 1], cols[r, 2])
+    out[0], out[1], out[2] = w, mean, m2
+    return out.T
 
 
 def unpack(table, registry):
     """Turns a merged (K, 4) table back into a state dict with the present keys, registry order."""
-    flags = table[:, 3].astype(np.int64)
-    present = np.flatnonzero(flags & 1)
+    flags = table[:, 3]
+    if (flags == PRESENT + INTEGER_WEIGHTS).all():  # the usual case: nothing to filter
+        return {"names": list(registry), "moments": np.ascontiguousarray(table[:, :3]),
+                "integer_weights": np.ones(len(registry), dtype=bool)}
+    present = np.flatnonzero(flags != 0)
     return {
         "names": [registry[i] for i in present],
         "moments": np.ascontiguousarray(table[present, :3]),
-        "integer_weights": (flags[present] & 2).astype(bool),
+        "integer_weights": flags[present] == PRESENT + INTEGER_WEIGHTS,
     }

@@ -122,3 +122,23 @@ def test_rank_error_fails_job_fast():
     assert "rank 1 of 2: local evaluation failed" in proc.stderr, proc.stderr[-3000:]
     assert "deliberate failure in the model on rank 1" in proc.stderr
     assert "RemoteEvaluationError" in proc.stderr and "rank(s) [1]" in proc.stderr  # rank 0's error
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_classifier.py"
+
+
+@requires_mpi
+@pytest.mark.skipif(not EXAMPLE.exists() or "--multi-node" not in EXAMPLE.read_text(),
+                    reason="examples/train_classifier.py with --multi-node is not present")
+def test_example_trains_under_mpiexec(tmp_path):
+    """The README's `mpiexec -n 2 python examples/train_classifier.py --multi-node` (shortened)."""
+    cmd = [find_mpiexec(), "-n", "2", sys.executable, str(EXAMPLE), "--multi-node", "--epoch", "1",
+           "--n-train", "400", "--n-test", "101", "--out", str(tmp_path / "result")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "validation/main/accuracy_micro" in proc.stdout  # rank 0's PrintReport header
+    log = json.loads((tmp_path / "result" / "log").read_text())
+    micro = log[0]["validation/main/accuracy_micro"]
+    assert len(log) == 1 and 0.0 <= micro <= 1.0
+    # 101 test examples over both ranks: the global micro accuracy is a multiple of 1/101.
+    assert abs(micro * 101 - round(micro * 101)) < 1e-9, micro

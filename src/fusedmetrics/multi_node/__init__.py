@@ -8,6 +8,10 @@ They are imported on first use, when a communicator already exists.
 - ``scatter_dataset(dataset, comm, shuffle=False, seed=None, root=0)``: contiguous shards, no
   duplicates.
 - ``allreduce_pair(comm, a, b)``: the cross-rank sums used by ``MicroAverage(comm=...)``.
+
+Run training scripts as ``mpiexec -n 2 python -m mpi4py script.py``: ``-m mpi4py`` turns an
+uncaught exception on any rank into an abort of the whole job (a failed evaluation already makes
+every rank raise; an error elsewhere would otherwise leave the other ranks waiting).
 """
 from ._aggregate import RemoteEvaluationError, StateAggregator
 from ._evaluator import create_multi_node_evaluator, is_multi_node_evaluator

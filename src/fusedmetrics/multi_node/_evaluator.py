@@ -50,7 +50,10 @@ def create_multi_node_evaluator(evaluator, comm):
     Errors: if the local evaluation raises on some rank, that rank prints its traceback with its
     rank to stderr and re-raises; every other rank raises ``RemoteEvaluationError`` naming the
     failed ranks. So an uncaught error ends the whole job instead of hanging it. Every rank must
-    wrap its evaluator and call ``evaluate()`` equally often (as with any MPI collective).
+    wrap its evaluator and call ``evaluate()`` equally often (as with any MPI collective). Errors
+    elsewhere (e.g. in a training step) are outside this protocol: run scripts as
+    ``mpiexec -n P python -m mpi4py script.py`` so that an uncaught exception on any rank aborts
+    the job; with a plain ``python script.py`` MPICH leaves the other ranks waiting.
     Subclasses of Chainer's Evaluator whose ``evaluate()`` does not return the
     ``compute_mean()`` of a ``chainer.reporter.DictSummary`` it created are rejected at evaluation
     time with a TypeError (raised on all ranks, as above).

@@ -24,6 +24,8 @@ struct F32x16 {
   static Vec splat(float v) { return _mm512_set1_ps(v); }
   static Mask not_less(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLT_UQ); }
   static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLE_UQ); }
+  static Mask is_nan(Vec x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
+  static Vec broadcast_lane(Vec x, int64_t lane) { return _mm512_permutexvar_ps(_mm512_set1_epi32(int(lane)), x); }
   static float scalar(const float* p, int64_t i) { return p[i]; }
 };
 
@@ -52,15 +54,17 @@ struct F64x8 {
   static Vec splat(double v) { return _mm512_set1_pd(v); }
   static Mask not_less(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLT_UQ); }
   static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLE_UQ); }
+  static Mask is_nan(Vec x) { return _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q); }
+  static Vec broadcast_lane(Vec x, int64_t lane) { return _mm512_permutexvar_pd(_mm512_set1_epi64(lane), x); }
   static double scalar(const double* p, int64_t i) { return p[i]; }
 };
 
-// The first `count` lanes (count clamped to [0, kLanes]).
+// The first `count` lanes, count clamped to [0, kLanes]. Branch-free (BZHI): the
+// target's position is random from row to row, so branches here would mispredict.
 template <class V>
 typename V::Mask first_lanes(int64_t count) {
-  if (count <= 0) return 0;
-  if (count >= V::kLanes) return typename V::Mask(~0u);
-  return typename V::Mask((1u << count) - 1);
+  const uint64_t clamped = count < 0 ? 0 : (count > V::kLanes ? V::kLanes : count);
+  return typename V::Mask(_bzhi_u32((1u << V::kLanes) - 1, unsigned(clamped)));
 }
 
 template <class V, bool kBeforeTarget>
@@ -89,6 +93,37 @@ int64_t count_ranked_above(const typename V::Storage* row, int64_t j0, int64_t j
   return count;
 }
 
+// Flat rows (M == 1) of at most one vector: the common "many samples, few classes"
+// case, bound by per-row work rather than bytes. One masked load per row and no
+// data-dependent branch: out-of-range and ignored labels are masked out of the sum,
+// and a NaN target (beaten only by an earlier NaN) is selected, not branched to.
+template <class V, class Label>
+fm::cpu::Counts count_flat_rows_one_vector(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  const auto* y = reinterpret_cast<const typename V::Storage*>(task.y);
+  const auto* labels = reinterpret_cast<const Label*>(task.t);
+  const int64_t C = task.C;
+  const auto valid = first_lanes<V>(C);
+  int64_t correct = 0, total = 0;
+  for (int64_t n = r0; n < r1; ++n) {
+    const auto* row = y + n * task.ys_n;
+    const auto t = static_cast<int64_t>(labels[n * task.ts_n]);
+    const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
+    const int64_t target = kind == fm::kLabelValid ? t : 0;  // a safe index for every row
+    const auto x = V::load(row, valid);
+    const auto v = V::broadcast_lane(x, target);  // the target's score, already widened
+    // target < C <= kLanes, so BZHI needs no clamp; before and after are disjoint.
+    const uint32_t before = _bzhi_u32(valid, unsigned(target));
+    const uint32_t after = valid & ~_bzhi_u32(valid, unsigned(target + 1));
+    const uint32_t nan = V::is_nan(x);
+    const uint32_t above_number = (V::not_less(x, v) & before) | (V::not_less_equal(x, v) & after);
+    const uint32_t above = (nan >> target) & 1 ? nan & before : above_number;
+    const int64_t rank = _mm_popcnt_u32(above);
+    total += kind != fm::kLabelIgnored;
+    correct += (kind == fm::kLabelValid) & (rank < task.k);
+  }
+  return {correct, total};
+}
+
 template <class V, class Label>
 fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
   using F = typename V::Compute;
@@ -96,6 +131,7 @@ fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, i
   const auto* labels = reinterpret_cast<const Label*>(task.t);
   const int64_t C = task.C;
   const bool one_vector = C <= V::kLanes;
+  if (one_vector && task.M == 1) return count_flat_rows_one_vector<V, Label>(task, r0, r1);
   const bool prefetch = task.M == 1 && C * int64_t(sizeof(typename V::Storage)) >= 1024;
   fm::cpu::Counts counts;
   for (int64_t r = r0; r < r1; ++r) {

@@ -1,14 +1,20 @@
 """fusedmetrics: fused, exact metric bookkeeping for training and evaluation loops."""
 from ._info import build_info, cuda_available, get_num_threads, set_num_threads
 from .accuracy import accuracy, accuracy_counts
+from .chainer_compat import install_chainer_reporter, uninstall_chainer_reporter
+from .summary import DictSummary, Summary
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DictSummary",
+    "Summary",
     "accuracy",
     "accuracy_counts",
     "build_info",
     "cuda_available",
     "get_num_threads",
+    "install_chainer_reporter",
     "set_num_threads",
+    "uninstall_chainer_reporter",
 ]

@@ -1,0 +1,316 @@
+// Fused accuracy counts on the GPU: for every row (n, m) of y viewed as (N, C, M),
+// classify the label and rank the target with the shared rule
+// (csrc/semantics/accuracy_rule.h); count correct and total rows; one atomicAdd per
+// counter per block into the caller's uint64 pair. No allocation, no sync.
+//
+// Two kernels, chosen by the row layout (research/kernels.md section 3.2):
+//  * rows kernel: one thread per row, any strides. Used for short rows and for
+//    strided class axes (class stride M with M > 1 makes consecutive m coalesced).
+//  * group kernel: G lanes per row for rows whose classes are contiguous (ysC == 1)
+//    and longer than 128 bytes; 16-byte loads over the aligned middle of each row.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "fm_cuda.h"
+#include "launch_util.cuh"
+#include "semantics/accuracy_rule.h"
+#include "semantics/dtypes.h"
+#include "semantics/hd.h"
+
+namespace fm {
+namespace cuda {
+namespace {
+
+constexpr int kBlock = 256;
+constexpr int kWarps = kBlock / 32;
+
+struct AccuracyParams {
+  const void* y;
+  const void* t;
+  unsigned long long* out;
+  std::int64_t rows;  // N * M
+  std::int64_t C, M;
+  std::int64_t ysN, ysC, ysM;
+  std::int64_t tsN, tsM;
+  std::int64_t ignore;
+  std::int64_t k;
+  int t_code;
+  bool has_ignore;
+};
+
+// Storage type and exact conversion to the compare type for each logit code.
+template <int Code>
+struct Logit;
+template <>
+struct Logit<kF16> {
+  using Storage = unsigned short;
+  using Value = float;
+  static __device__ __forceinline__ float convert(unsigned short s) {
+    return __half2float(__ushort_as_half(s));  // exact; NaN stays NaN
+  }
+};
+template <>
+struct Logit<kBF16> {
+  using Storage = unsigned short;
+  using Value = float;
+  static __device__ __forceinline__ float convert(unsigned short s) { return bfloat16_to_float(s); }
+};
+template <>
+struct Logit<kF32> {
+  using Storage = float;
+  using Value = float;
+  static __device__ __forceinline__ float convert(float s) { return s; }
+};
+template <>
+struct Logit<kF64> {
+  using Storage = double;
+  using Value = double;
+  static __device__ __forceinline__ double convert(double s) { return s; }
+};
+
+// Labels of any integer dtype, read as int64 (uint64 reinterpreted, as the caller
+// does with the ignore label). The switch is uniform across the grid.
+__device__ __forceinline__ std::int64_t load_label(const void* t, int code, std::int64_t off) {
+  switch (code) {
+    case kI8: return __ldg(static_cast<const signed char*>(t) + off);
+    case kI16: return __ldg(static_cast<const short*>(t) + off);
+    case kI32: return __ldg(static_cast<const int*>(t) + off);
+    case kI64: return __ldg(static_cast<const long long*>(t) + off);
+    case kU8: return __ldg(static_cast<const unsigned char*>(t) + off);
+    case kU16: return __ldg(static_cast<const unsigned short*>(t) + off);
+    case kU32: return __ldg(static_cast<const unsigned int*>(t) + off);
+    default: return static_cast<std::int64_t>(__ldg(static_cast<const unsigned long long*>(t) + off));
+  }
+}
+
+// Element offsets of row r = n * M + m in y (class 0) and in t.
+__device__ __forceinline__ void row_offsets(const AccuracyParams& p, std::int64_t r,
+                                            std::int64_t& yoff, std::int64_t& toff) {
+  std::int64_t n = r, m = 0;
+  if (p.M != 1) {
+    n = r / p.M;
+    m = r - n * p.M;
+  }
+  yoff = n * p.ysN + m * p.ysM;
+  toff = n * p.tsN + m * p.tsM;
+}
+
+// Sums (correct, total) over the block and adds them to out with one atomic per
+// counter. Every thread of the block must call it (all kernels here run their loops
+// to the end; none returns early). Shuffles, not __reduce_add_sync, so that the
+// sm_75 PTX works too.
+__device__ __forceinline__ void flush_counts(unsigned long long correct, unsigned long long total,
+                                             unsigned long long* out) {
+  __shared__ unsigned long long partial[2][kWarps];
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    correct += __shfl_xor_sync(0xffffffffu, correct, off);
+    total += __shfl_xor_sync(0xffffffffu, total, off);
+  }
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  if (lane == 0) {
+    partial[0][warp] = correct;
+    partial[1][warp] = total;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    correct = lane < kWarps ? partial[0][lane] : 0ull;
+    total = lane < kWarps ? partial[1][lane] : 0ull;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      correct += __shfl_xor_sync(0xffffffffu, correct, off);
+      total += __shfl_xor_sync(0xffffffffu, total, off);
+    }
+    if (lane == 0) {
+      if (correct) atomicAdd(out, correct);
+      if (total) atomicAdd(out + 1, total);
+    }
+  }
+}
+
+// One thread per row, grid-stride. Any strides.
+template <int Code>
+__global__ void __launch_bounds__(kBlock) accuracy_rows_kernel(const __grid_constant__ AccuracyParams p) {
+  using L = Logit<Code>;
+  using S = typename L::Storage;
+  using F = typename L::Value;
+  const S* y = static_cast<const S*>(p.y);
+  unsigned long long correct = 0, total = 0;
+  const std::int64_t stride = std::int64_t(gridDim.x) * kBlock;
+  for (std::int64_t r = std::int64_t(blockIdx.x) * kBlock + threadIdx.x; r < p.rows; r += stride) {
+    std::int64_t yoff, toff;
+    row_offsets(p, r, yoff, toff);
+    const std::int64_t t = load_label(p.t, p.t_code, toff);
+    const int kind = classify_label(t, p.C, p.has_ignore, p.ignore);
+    if (kind == kLabelIgnored) continue;
+    ++total;
+    if (kind == kLabelOutOfRange) continue;  // bounds checked: y[t] is read only below
+    const S* row = y + yoff;
+    const std::int64_t ysC = p.ysC;
+    const auto load = [row, ysC](std::int64_t j) -> F { return L::convert(__ldg(row + j * ysC)); };
+    correct += target_rank<F>(load, p.C, t, p.k) < p.k ? 1u : 0u;
+  }
+  flush_counts(correct, total, p.out);
+}
+
+// Number of classes of one row ranked above the target, this lane's share: lane
+// `sub` of a group of G takes every G-th 16-byte vector of the row's aligned middle,
+// plus at most one element of the unaligned head and one of the tail. Requires the
+// row to be aligned to its element size (the binding checks the base pointer;
+// strides are whole elements) and C < 2^31 (checked by the binding), so indices
+// inside a row and the per-lane count fit in 32 bits.
+template <int Code, int G>
+__device__ __forceinline__ unsigned int count_above(const typename Logit<Code>::Storage* row, int C,
+                                                    typename Logit<Code>::Value v, int t, int sub) {
+  using L = Logit<Code>;
+  using S = typename L::Storage;
+  using F = typename L::Value;
+  constexpr int kVec = 16 / int(sizeof(S));
+  static_assert(kVec <= G, "head and tail must fit in one element per lane");
+  unsigned int above = 0;
+
+  const unsigned int misalign = unsigned(reinterpret_cast<std::uintptr_t>(row)) & 15u;
+  int head = int(((16u - misalign) & 15u) / sizeof(S));  // elements before the first 16-byte boundary
+  if (head > C) head = C;
+  if (sub < head) above += ranks_above<F>(L::convert(__ldg(row + sub)), v, sub, t);
+
+  const int nvec = (C - head) / kVec;
+  const uint4* body = reinterpret_cast<const uint4*>(row + head);  // 16-byte aligned
+#pragma unroll 4
+  for (int i = sub; i < nvec; i += G) {
+    union {
+      uint4 u;
+      S s[kVec];
+    } pack;
+    pack.u = __ldg(body + i);
+    const int j0 = head + i * kVec;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) above += ranks_above<F>(L::convert(pack.s[e]), v, j0 + e, t);
+  }
+
+  const int tail = head + nvec * kVec;  // C - tail < kVec <= G
+  if (sub < C - tail) above += ranks_above<F>(L::convert(__ldg(row + tail + sub)), v, tail + sub, t);
+  return above;
+}
+
+// G lanes per row, rows with contiguous classes (ysC == 1). The outer loop is
+// uniform across each warp (32 / G rows per warp per step, rows past the end are
+// inactive lanes), so the full-mask shuffles below are always reached by all 32 lanes.
+template <int Code, int G>
+__global__ void __launch_bounds__(kBlock) accuracy_group_kernel(const __grid_constant__ AccuracyParams p) {
+  using L = Logit<Code>;
+  using S = typename L::Storage;
+  using F = typename L::Value;
+  static_assert(G == 8 || G == 16 || G == 32, "group size");
+  constexpr int kGroupsPerWarp = 32 / G;
+  const S* y = static_cast<const S*>(p.y);
+  const int lane = threadIdx.x & 31;
+  const int sub = lane & (G - 1);
+  const std::int64_t warp_id = (std::int64_t(blockIdx.x) * kBlock + threadIdx.x) >> 5;
+  const std::int64_t warp_step = std::int64_t(gridDim.x) * kWarps * kGroupsPerWarp;
+
+  unsigned long long correct = 0, total = 0;
+  for (std::int64_t first = warp_id * kGroupsPerWarp; first < p.rows; first += warp_step) {
+    const std::int64_t r = first + lane / G;
+    int kind = kLabelIgnored;
+    std::int64_t t = 0, yoff = 0;
+    if (r < p.rows) {
+      std::int64_t toff;
+      row_offsets(p, r, yoff, toff);
+      t = load_label(p.t, p.t_code, toff);  // same address for the whole group: one load
+      kind = classify_label(t, p.C, p.has_ignore, p.ignore);
+    }
+    unsigned int above = 0;  // < C < 2^31
+    if (kind == kLabelValid) {  // bounds checked before y[t] is read
+      const S* row = y + yoff;
+      const F v = L::convert(__ldg(row + t));
+      above = count_above<Code, G>(row, int(p.C), v, int(t), sub);
+    }
+    // Sum over the G lanes of each group (xor offsets < G never leave the group).
+#pragma unroll
+    for (int off = G / 2; off > 0; off >>= 1) above += __shfl_xor_sync(0xffffffffu, above, off);
+    if (sub == 0 && kind != kLabelIgnored) {
+      ++total;
+      if (kind == kLabelValid && std::int64_t(above) < p.k) ++correct;
+    }
+  }
+  flush_counts(correct, total, p.out);
+}
+
+template <class Kernel>
+cudaError_t launch_grid_stride(Kernel* kernel, GridCache& cache, std::int64_t work_blocks,
+                               const AccuracyParams& params, int device, cudaStream_t stream) {
+  int wave = 0;
+  cudaError_t err = full_wave_blocks(kernel, kBlock, device, cache, wave);
+  if (err != cudaSuccess) return err;
+  const std::int64_t grid = work_blocks < wave ? work_blocks : wave;
+  return launch_kernel(kernel, int(grid > 0 ? grid : 1), kBlock, params, stream);
+}
+
+template <int Code>
+cudaError_t launch_rows(const AccuracyParams& p, int device, cudaStream_t stream) {
+  static GridCache cache;
+  return launch_grid_stride(&accuracy_rows_kernel<Code>, cache, (p.rows + kBlock - 1) / kBlock, p,
+                            device, stream);
+}
+
+template <int Code, int G>
+cudaError_t launch_group(const AccuracyParams& p, int device, cudaStream_t stream) {
+  static GridCache cache;
+  constexpr std::int64_t rows_per_block = kBlock / G;
+  return launch_grid_stride(&accuracy_group_kernel<Code, G>, cache,
+                            (p.rows + rows_per_block - 1) / rows_per_block, p, device, stream);
+}
+
+template <int Code>
+cudaError_t launch_for_code(const AccuracyParams& p, int device, cudaStream_t stream) {
+  using S = typename Logit<Code>::Storage;
+  const std::int64_t row_bytes = p.C * std::int64_t(sizeof(S));
+  if (p.ysC != 1 || row_bytes <= 128) return launch_rows<Code>(p, device, stream);
+  if (row_bytes <= 1024) return launch_group<Code, 8>(p, device, stream);
+  if (row_bytes <= 4096) return launch_group<Code, 16>(p, device, stream);
+  return launch_group<Code, 32>(p, device, stream);
+}
+
+}  // namespace
+
+int launch_accuracy_counts(const AccuracyLaunch& a) {
+  if (a.y_code < kF16 || a.y_code > kF64 || a.t_code < kI8 || a.t_code > kU64)
+    return int(cudaErrorInvalidValue);
+  if (a.N <= 0 || a.M <= 0) return int(cudaSuccess);  // no rows: nothing to count
+  DeviceGuard guard(a.device);
+  if (guard.status() != cudaSuccess) return int(guard.status());
+
+  AccuracyParams p;
+  p.y = reinterpret_cast<const void*>(a.y);
+  p.t = reinterpret_cast<const void*>(a.t);
+  p.out = reinterpret_cast<unsigned long long*>(a.out);
+  p.rows = a.N * a.M;  // the binding checked that this does not overflow
+  p.C = a.C;
+  p.M = a.M;
+  p.ysN = a.ysN;
+  p.ysC = a.ysC;
+  p.ysM = a.ysM;
+  p.tsN = a.tsN;
+  p.tsM = a.tsM;
+  p.ignore = a.ignore;
+  p.k = a.k;
+  p.t_code = a.t_code;
+  p.has_ignore = a.has_ignore;
+
+  const cudaStream_t stream = reinterpret_cast<cudaStream_t>(a.stream);
+  cudaError_t err;
+  switch (a.y_code) {
+    case kF16: err = launch_for_code<kF16>(p, a.device, stream); break;
+    case kBF16: err = launch_for_code<kBF16>(p, a.device, stream); break;
+    case kF32: err = launch_for_code<kF32>(p, a.device, stream); break;
+    default: err = launch_for_code<kF64>(p, a.device, stream); break;
+  }
+  return int(err);
+}
+
+}  // namespace cuda
+}  // namespace fm

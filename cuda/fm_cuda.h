@@ -1,0 +1,67 @@
+// Plain C++ interface of the CUDA kernels. The pybind11 binding (module.cpp) is
+// compiled by the host compiler and includes only this header, so nvcc never sees
+// pybind11 and the binding never sees CUDA headers. Every function returns a CUDA
+// error code as int (0 = success); fm_cuda_error_string turns it into text.
+#pragma once
+#include <cstdint>
+
+namespace fm {
+namespace cuda {
+
+// One accuracy-count launch. y is viewed as (N, C, M) and t as (N, M), all strides
+// in ELEMENTS (may be negative); a "row" is one (n, m) pair. The two uint64 at
+// `out` (correct, total) are incremented atomically.
+struct AccuracyLaunch {
+  std::uintptr_t y;
+  int y_code;  // fm::LogitType
+  std::int64_t N, C, M;
+  std::int64_t ysN, ysC, ysM;
+  std::uintptr_t t;
+  int t_code;  // fm::LabelType
+  std::int64_t tsN, tsM;
+  bool has_ignore;
+  std::int64_t ignore;
+  std::int64_t k;
+  std::uintptr_t out;
+  int device;
+  std::uintptr_t stream;
+};
+
+int launch_accuracy_counts(const AccuracyLaunch& a);
+
+// One value folded into the moment table of the summary kernel.
+struct SummaryEntry {
+  std::int64_t slot;
+  std::uintptr_t x;      // device pointer to a scalar of scalar code x_code
+  int x_code;
+  std::uintptr_t w;      // device pointer to the weight, or 0: use w_const
+  int w_code;
+  double w_const;
+};
+
+// The most entries one launch carries (its parameter struct stays <= 4 KB).
+int summary_entries_per_launch();
+
+// Folds entries[0..n) into state (row-major [slot][W, mean, M2] float64 table)
+// with fm::moments_add: ceil(n / summary_entries_per_launch()) launches on stream.
+int launch_summary_update(const SummaryEntry* entries, std::int64_t n, std::uintptr_t state,
+                          int device, std::uintptr_t stream);
+
+// means[i], stds[i] = statistics of Chan-merge(host[i], state[slots[i]]) for i < n.
+// All pointers are device pointers: state (capacity, 3), slots int64 (n,), host
+// float64 (n, 3), mean and stddev float64 (n,). One launch on stream.
+int launch_summary_statistics(std::uintptr_t state, std::int64_t capacity, std::uintptr_t slots,
+                              std::uintptr_t host, std::int64_t n, std::uintptr_t mean,
+                              std::uintptr_t stddev, int device, std::uintptr_t stream);
+
+// The device that owns a device pointer (cudaPointerGetAttributes), or -1 when it
+// cannot tell (host memory, no driver, invalid pointer).
+int pointer_device(std::uintptr_t ptr);
+
+int device_count();            // 0 when there is no driver or device; never fails
+int runtime_version();         // CUDART_VERSION we were compiled against, e.g. 13000
+int driver_version();          // 0 when there is no driver
+const char* error_string(int code);
+
+}  // namespace cuda
+}  // namespace fm

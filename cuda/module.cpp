@@ -1,0 +1,210 @@
+// The CUDA extension fusedmetrics._cuda: pybind11 glue over the plain C++ launchers
+// in fm_cuda.h. Compiled by the host compiler (nvcc never sees pybind11).
+//
+// Device pointers and streams arrive as integers (CuPy's data.ptr, stream.ptr, or
+// __cuda_array_interface__ values). Everything that could make a kernel read out of
+// bounds or misaligned is checked here first: a fault inside a kernel would poison
+// the CUDA context of the whole process, CuPy's included.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fm_cuda.h"
+
+namespace py = pybind11;
+
+namespace {
+
+void check_cuda(int code, const char* what) {
+  if (code != 0)
+    throw std::runtime_error(std::string("fusedmetrics._cuda.") + what + ": CUDA error " +
+                             std::to_string(code) + " (" + fm::cuda::error_string(code) + ")");
+}
+
+[[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
+
+int logit_itemsize(int code) { return code == 3 ? 8 : code == 2 ? 4 : 2; }
+int label_itemsize(int code) { return 1 << (code & 3); }
+int scalar_itemsize(int code) {
+  if (code <= 3) return logit_itemsize(code);
+  if (code <= 11) return label_itemsize(code - 4);
+  return 1;  // bool
+}
+
+std::int64_t abs64(std::int64_t v) { return v < 0 ? -v : v; }
+
+// |largest element offset| = sum (extent - 1) * |stride| must fit in int64.
+void check_extent(const char* name, std::initializer_list<std::pair<std::int64_t, std::int64_t>> dims) {
+  std::int64_t total = 0;
+  for (const auto& d : dims) {
+    if (d.first <= 1) continue;
+    std::int64_t term;
+    if (d.second == INT64_MIN || __builtin_mul_overflow(d.first - 1, abs64(d.second), &term) ||
+        __builtin_add_overflow(total, term, &total))
+      value_error(std::string("accuracy_counts: the strides of ") + name + " overflow int64 offsets");
+  }
+}
+
+void accuracy_counts(std::uintptr_t y_ptr, int y_code, std::int64_t N, std::int64_t C, std::int64_t M,
+                     std::int64_t ysN, std::int64_t ysC, std::int64_t ysM, std::uintptr_t t_ptr,
+                     int t_code, std::int64_t tsN, std::int64_t tsM, bool has_ignore,
+                     std::int64_t ignore, std::int64_t k, std::uintptr_t out_ptr, int device_id,
+                     std::uintptr_t stream_ptr) {
+  if (y_code < 0 || y_code > 3) value_error("accuracy_counts: y_code must be 0..3, got " + std::to_string(y_code));
+  if (t_code < 0 || t_code > 7) value_error("accuracy_counts: t_code must be 0..7, got " + std::to_string(t_code));
+  if (N < 0 || C < 0 || M < 0)
+    value_error("accuracy_counts: N, C, M must be >= 0, got (" + std::to_string(N) + ", " +
+                std::to_string(C) + ", " + std::to_string(M) + ")");
+  if (C > INT32_MAX)
+    value_error("accuracy_counts: the CUDA kernels support C < 2^31 classes, got C=" + std::to_string(C));
+  if (k < 1) value_error("accuracy_counts: k must be >= 1, got " + std::to_string(k));
+  if (device_id < 0) value_error("accuracy_counts: device_id must be >= 0");
+  if (out_ptr == 0 || out_ptr % 8 != 0) value_error("accuracy_counts: out_ptr must be a non-null 8-byte aligned pointer");
+  std::int64_t rows;
+  if (__builtin_mul_overflow(N, M, &rows)) value_error("accuracy_counts: N * M overflows int64");
+  if (rows == 0) return;
+  if (t_ptr == 0 || t_ptr % label_itemsize(t_code) != 0)
+    value_error("accuracy_counts: t_ptr must be non-null and aligned to the label itemsize");
+  if (C > 0 && (y_ptr == 0 || y_ptr % logit_itemsize(y_code) != 0))
+    value_error("accuracy_counts: y_ptr must be non-null and aligned to the logit itemsize");
+  check_extent("y", {{N, ysN}, {C, ysC}, {M, ysM}});
+  check_extent("t", {{N, tsN}, {M, tsM}});
+
+  fm::cuda::AccuracyLaunch a;
+  a.y = y_ptr;
+  a.y_code = y_code;
+  a.N = N;
+  a.C = C;
+  a.M = M;
+  a.ysN = ysN;
+  a.ysC = ysC;
+  a.ysM = ysM;
+  a.t = t_ptr;
+  a.t_code = t_code;
+  a.tsN = tsN;
+  a.tsM = tsM;
+  a.has_ignore = has_ignore;
+  a.ignore = ignore;
+  a.k = k;
+  a.out = out_ptr;
+  a.device = device_id;
+  a.stream = stream_ptr;
+  int code;
+  {
+    py::gil_scoped_release release;  // a launch can block when the launch queue is full
+    code = fm::cuda::launch_accuracy_counts(a);
+  }
+  check_cuda(code, "accuracy_counts");
+}
+
+void summary_update(const std::vector<std::int64_t>& slots, const std::vector<std::uintptr_t>& x_ptrs,
+                    const std::vector<int>& x_codes, const std::vector<std::uintptr_t>& w_ptrs,
+                    const std::vector<int>& w_codes, const std::vector<double>& w_consts,
+                    std::uintptr_t state_ptr, int device_id, std::uintptr_t stream_ptr,
+                    std::int64_t capacity) {
+  const std::size_t n = slots.size();
+  if (x_ptrs.size() != n || x_codes.size() != n || w_ptrs.size() != n || w_codes.size() != n ||
+      w_consts.size() != n)
+    value_error("summary_update: slots, x_ptrs, x_codes, w_ptrs, w_codes and w_consts must have the same length");
+  if (n == 0) return;
+  if (state_ptr == 0 || state_ptr % 8 != 0) value_error("summary_update: state_ptr must be a non-null 8-byte aligned pointer");
+  if (device_id < 0) value_error("summary_update: device_id must be >= 0");
+  const std::int64_t limit = capacity >= 0 && capacity < INT32_MAX ? capacity : std::int64_t(INT32_MAX);
+  std::vector<fm::cuda::SummaryEntry> entries(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (slots[i] < 0 || slots[i] >= limit)
+      value_error("summary_update: slot " + std::to_string(slots[i]) + " is outside [0, " +
+                  std::to_string(limit) + ")");
+    if (x_codes[i] < 0 || x_codes[i] > 12)
+      value_error("summary_update: x_codes[" + std::to_string(i) + "] must be 0..12");
+    if (x_ptrs[i] == 0 || x_ptrs[i] % scalar_itemsize(x_codes[i]) != 0)
+      value_error("summary_update: x_ptrs[" + std::to_string(i) + "] must be non-null and aligned");
+    if (w_ptrs[i] != 0) {
+      if (w_codes[i] < 0 || w_codes[i] > 12)
+        value_error("summary_update: w_codes[" + std::to_string(i) + "] must be 0..12");
+      if (w_ptrs[i] % scalar_itemsize(w_codes[i]) != 0)
+        value_error("summary_update: w_ptrs[" + std::to_string(i) + "] is not aligned");
+    }
+    entries[i] = fm::cuda::SummaryEntry{slots[i], x_ptrs[i], x_codes[i], w_ptrs[i], w_codes[i], w_consts[i]};
+  }
+  int code;
+  {
+    py::gil_scoped_release release;
+    code = fm::cuda::launch_summary_update(entries.data(), std::int64_t(n), state_ptr, device_id, stream_ptr);
+  }
+  check_cuda(code, "summary_update");
+}
+
+void summary_statistics(std::uintptr_t state_ptr, std::int64_t capacity, std::uintptr_t slots_ptr,
+                        std::uintptr_t host_ptr, std::int64_t n, std::uintptr_t mean_ptr,
+                        std::uintptr_t std_ptr, int device_id, std::uintptr_t stream_ptr) {
+  if (n < 0) value_error("summary_statistics: n must be >= 0");
+  if (n == 0) return;
+  for (std::uintptr_t p : {state_ptr, slots_ptr, host_ptr, mean_ptr, std_ptr})
+    if (p == 0 || p % 8 != 0) value_error("summary_statistics: every pointer must be non-null and 8-byte aligned");
+  if (capacity < 0) value_error("summary_statistics: capacity must be >= 0");
+  if (device_id < 0) value_error("summary_statistics: device_id must be >= 0");
+  int code;
+  {
+    py::gil_scoped_release release;
+    code = fm::cuda::launch_summary_statistics(state_ptr, capacity, slots_ptr, host_ptr, n, mean_ptr,
+                                               std_ptr, device_id, stream_ptr);
+  }
+  check_cuda(code, "summary_statistics");
+}
+
+py::dict build_info() {
+  py::dict d;
+  const int rt = fm::cuda::runtime_version();
+  d["cuda_runtime_version"] = rt;  // compiled against, e.g. 13000
+  d["cuda_version"] = std::to_string(rt / 1000) + "." + std::to_string((rt % 1000) / 10);
+#ifdef FM_CUDA_ARCHS
+  d["cuda_architectures"] = FM_CUDA_ARCHS;
+#else
+  d["cuda_architectures"] = "";
+#endif
+#ifdef FM_CUDA_COMPILER
+  d["cuda_compiler"] = FM_CUDA_COMPILER;
+#else
+  d["cuda_compiler"] = "";
+#endif
+  d["cuda_driver_version"] = fm::cuda::driver_version();  // 0 without a driver
+  d["cuda_runtime_linkage"] = "static";
+  d["summary_entries_per_launch"] = fm::cuda::summary_entries_per_launch();
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "fusedmetrics CUDA kernels (pointers and streams are passed as integers)";
+  m.def("device_count", &fm::cuda::device_count,
+        "Number of usable CUDA devices; 0 without a driver or device. Never raises.");
+  m.def("build_info", &build_info, "CUDA runtime/architectures this module was built with, and the driver version (0 if none).");
+  m.def("accuracy_counts", &accuracy_counts, py::arg("y_ptr"), py::arg("y_code"), py::arg("N"),
+        py::arg("C"), py::arg("M"), py::arg("ysN"), py::arg("ysC"), py::arg("ysM"), py::arg("t_ptr"),
+        py::arg("t_code"), py::arg("tsN"), py::arg("tsM"), py::arg("has_ignore"), py::arg("ignore"),
+        py::arg("k"), py::arg("out_ptr"), py::arg("device_id"), py::arg("stream_ptr"),
+        "Adds [correct, total] of y (N, C, M) against t (N, M) (element strides) into the two "
+        "uint64 at out_ptr, on stream_ptr. One launch, no allocation, no synchronisation.");
+  m.def("summary_update", &summary_update, py::arg("slots"), py::arg("x_ptrs"), py::arg("x_codes"),
+        py::arg("w_ptrs"), py::arg("w_codes"), py::arg("w_consts"), py::arg("state_ptr"),
+        py::arg("device_id"), py::arg("stream_ptr"), py::arg("capacity") = -1,
+        "Folds the scalars at x_ptrs (weights at w_ptrs, or w_consts where 0) into the float64 "
+        "(capacity, 3) state table [W, mean, M2] with the West update; one launch per "
+        "summary_entries_per_launch entries. capacity (optional) bounds-checks the slots.");
+  m.def("summary_statistics", &summary_statistics, py::arg("state_ptr"), py::arg("capacity"),
+        py::arg("slots_ptr"), py::arg("host_ptr"), py::arg("n"), py::arg("mean_ptr"),
+        py::arg("std_ptr"), py::arg("device_id"), py::arg("stream_ptr"),
+        "mean/std (population, variance clamped at 0) of the Chan merge of host moments (n, 3) "
+        "with the device states at slots (int64, n); all device pointers; one launch.");
+  m.def("pointer_device", &fm::cuda::pointer_device, py::arg("ptr"),
+        "The device owning a device pointer, or -1 when unknown. Never raises.");
+  m.attr("SUMMARY_ENTRIES_PER_LAUNCH") = fm::cuda::summary_entries_per_launch();
+}

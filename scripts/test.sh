@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# The README's test command: set up from a fresh machine, then run the whole suite
-# against the installed package (GPU tests skip without a GPU).
+# The README's test command. Two legs, each set up from a fresh machine:
+#  1. the main environment (numpy<2, Chainer 7.8.1, MPI; CUDA kernels compiled where
+#     nvcc is present): the whole suite, GPU tests skip without a GPU;
+#  2. the core package alone under numpy 2 with ml_dtypes (bfloat16), no Chainer:
+#     proves the core does not need Chainer or numpy 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh
 VENV=${VENV:-.venv}
-# Import the installed package, not src/ (the extensions live only in the install).
+# Run from the checkout: tests import the installed package (src/ is not on sys.path).
 "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider "$@"
+
+VENV2=${VENV_NUMPY2:-.venv-np2}
+[ -x "$VENV2/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV2"
+PIP2=("$VENV2/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP2[@]}" install "numpy>=2" ml_dtypes "pybind11>=2.12" "scikit-build-core>=0.10" ninja "pytest>=7" "hypothesis>=6"
+CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} "${PIP2[@]}" install --no-build-isolation \
+  --force-reinstall --no-deps -Cbuild-dir=build/numpy2 -Ccmake.define.FUSEDMETRICS_CUDA=OFF .
+"$VENV2/bin/python" -m pytest tests -q -p no:cacheprovider "$@"

@@ -1,6 +1,7 @@
 """fusedmetrics: fused, exact metric bookkeeping for training and evaluation loops."""
 from ._info import build_info, cuda_available, get_num_threads, set_num_threads
 from .accuracy import accuracy, accuracy_counts
+from .multi_node import create_multi_node_evaluator, scatter_dataset
 from .chainer_compat import install_chainer_reporter, uninstall_chainer_reporter
 from .summary import DictSummary, Summary
 
@@ -12,9 +13,11 @@ __all__ = [
     "accuracy",
     "accuracy_counts",
     "build_info",
+    "create_multi_node_evaluator",
     "cuda_available",
     "get_num_threads",
     "install_chainer_reporter",
+    "scatter_dataset",
     "set_num_threads",
     "uninstall_chainer_reporter",
 ]

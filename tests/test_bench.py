@@ -91,6 +91,8 @@ def test_ratios_come_from_the_same_run(tiny_doc):
             assert ratio == pytest.approx(t[k] / t["ours"], rel=1e-12)
         for k, v in t.items():
             assert v == pytest.approx(statistics.median(r["samples_s"][k]), rel=1e-12)
+            sp = r["spread_s"][k]
+            assert sp["min"] <= sp["p25"] <= sp["median"] == v <= sp["p75"] <= sp["max"]
             nbytes = r["bytes"] if k != "ceiling" else r["bytes"] // 4 * 4   # float32 sum over the same bytes
             assert r["gbps"][k] == pytest.approx(nbytes / v / 1e9, rel=1e-12)
         assert r["bytes"] == r["N"] * r["C"] * np.dtype(r["dtype"]).itemsize + r["N"] * 4

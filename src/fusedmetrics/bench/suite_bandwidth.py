@@ -8,7 +8,7 @@ Buffers rotate as in the accuracy suite, so the cache is not measured.
 import numpy as np
 
 from . import data
-from .timing import Candidate, measure, rounds
+from .timing import Candidate, measure, rounds, spread
 
 NAME = "bandwidth"
 REFERENCE_BYTES = 512 << 20
@@ -59,6 +59,7 @@ def run_case(ctx, case):
         "copy_method": "device-to-device copy" if ctx.device == "cuda" else "numpy.copyto float32",
         "time_s": {k: v.median_s for k, v in timings.items()},
         "samples_s": {k: v.samples_s for k, v in timings.items()},
+        "spread_s": {k: spread(v.samples_s) for k, v in timings.items()},
         "calls_per_sample": {k: v.calls_per_sample for k, v in timings.items()},
         "gbps": {"read": size / timings["read"].median_s / 1e9,
                  "copy": 2 * size / timings["copy"].median_s / 1e9},

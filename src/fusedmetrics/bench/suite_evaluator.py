@@ -11,7 +11,7 @@ import numpy as np
 
 from . import hooks
 from .errors import GuardError, SkipSuite
-from .timing import Candidate, measure, rounds
+from .timing import Candidate, measure, rounds, spread
 
 NAME = "evaluator"
 BATCH, CLASSES = 256, 1000
@@ -145,6 +145,7 @@ def run_case(ctx, case):
         **case, "device": ctx.device,
         "time_per_batch_s": per_batch,
         "samples_s": {k: v.samples_s for k, v in timings.items()},
+        "spread_s": {k: spread(v.samples_s) for k, v in timings.items()},
         "calls_per_sample": {k: v.calls_per_sample for k, v in timings.items()},
         "speedup": {"chainer": per_batch["chainer"] / per_batch["ours"]},
     }

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import hooks
 from .errors import GuardError, SkipSuite
-from .timing import Candidate, measure, rounds
+from .timing import Candidate, measure, rounds, spread
 
 NAME = "summary"
 KEY_COUNTS = (1, 8, 64)
@@ -105,6 +105,7 @@ def run_case(ctx, case):
         "keys": keys, "values": kind, "device": ctx.device,
         "time_s": {k: v.median_s for k, v in timings.items()},
         "samples_s": {k: v.samples_s for k, v in timings.items()},
+        "spread_s": {k: spread(v.samples_s) for k, v in timings.items()},
         "calls_per_sample": {k: v.calls_per_sample for k, v in timings.items()},
         "speedup": {k: v.median_s / ours_t for k, v in timings.items() if k != "ours"},
     }

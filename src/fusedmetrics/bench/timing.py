@@ -69,6 +69,14 @@ def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, 
     return {name: Timing(statistics.median(s), s, calls[name]) for name, s in samples.items()}
 
 
+def spread(samples):
+    """min / quartiles / max of a candidate's samples: a bimodal run (a vCPU taken away by the host
+    for a while) shows as a wide gap between min and median."""
+    q = statistics.quantiles(samples, n=4, method="inclusive") if len(samples) > 1 else [samples[0]] * 3
+    return {"min": min(samples), "p25": q[0], "median": statistics.median(samples), "p75": q[2],
+            "max": max(samples)}
+
+
 def rounds(repeat, warmup=1):
     """How many progress steps ``measure`` makes."""
     return warmup + repeat

@@ -97,6 +97,9 @@ def test_ratios_come_from_the_same_run(tiny_doc):
             assert r["gbps"][k] == pytest.approx(nbytes / v / 1e9, rel=1e-12)
         assert r["bytes"] == r["N"] * r["C"] * np.dtype(r["dtype"]).itemsize + r["N"] * 4
         assert r["pct_of_ceiling"] == pytest.approx(100 * r["gbps"]["ours"] / r["gbps"]["ceiling"], rel=1e-12)
+        best_mt = (r["bytes"] // 4 * 4) / min(r["samples_s"]["ceiling_mt"]) / 1e9
+        assert r["ceiling_mt_best_gbps"] == pytest.approx(best_mt, rel=1e-12)
+        assert r["pct_of_ceiling_mt"] == pytest.approx(100 * r["gbps"]["ours"] / best_mt, rel=1e-12)
     for r in doc["suites"]["summary"]["results"]:
         for k, ratio in r["speedup"].items():
             assert ratio == pytest.approx(r["time_s"][k] / r["time_s"]["ours"], rel=1e-12)
@@ -109,6 +112,7 @@ def test_ratios_come_from_the_same_run(tiny_doc):
     for r in doc["suites"]["bandwidth"]["results"]:
         assert r["gbps"]["read"] == pytest.approx(r["bytes"] / r["time_s"]["read"] / 1e9, rel=1e-12)
         assert r["gbps"]["copy"] == pytest.approx(2 * r["bytes"] / r["time_s"]["copy"] / 1e9, rel=1e-12)
+        assert r["gbps"]["read_mt"] == pytest.approx(r["bytes"] / r["time_s"]["read_mt"] / 1e9, rel=1e-12)
 
 
 def test_guard_aborts_accuracy_on_wrong_counts(tmp_path):

@@ -34,8 +34,9 @@ def render(doc, suite_modules):
             parts.append(format_table(*suite_modules[name].table(suite["results"])))
         if name == "accuracy" and suite["results"]:
             parts.append("labels: " + suite["results"][0]["labels"] + "; ceiling: " + suite["results"][0]["ceiling"]
-                         + "; % ceiling = ours GB/s / ceiling GB/s; x base / x chainer = their median time / ours, "
-                         "same run")
+                         + "; % ceiling = ours GB/s / ceiling GB/s; all-core = best sample of numpy.sum split over the "
+                         "kernel's threads; x base / x chainer = their median time / ours, same run; "
+                         "(best) = ours' fastest sample")
     if doc["notes"]:
         parts.append("")
         parts += ["note: " + n for n in doc["notes"]]

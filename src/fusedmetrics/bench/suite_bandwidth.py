@@ -8,7 +8,7 @@ Buffers rotate as in the accuracy suite, so the cache is not measured.
 import numpy as np
 
 from . import data
-from .timing import Candidate, measure, rounds, spread
+from .timing import Candidate, ParallelSum, measure, reader_threads, rounds, spread
 
 NAME = "bandwidth"
 REFERENCE_BYTES = 512 << 20
@@ -51,9 +51,16 @@ def run_case(ctx, case):
             np.copyto(dsts[i % pool_n], srcs[(i + 1) % pool_n])
     candidates = [Candidate("read", lambda i: srcs[i % pool_n].sum(), ctx.sync_fn),
                   Candidate("copy", copy, ctx.sync_fn)]
-    timings = measure(candidates, ctx.repeat, ctx.warmup, ctx.min_sample_s,
-                      on_round=ctx.progress.step if ctx.progress else None)
-    return {
+    parallel = ParallelSum(srcs, reader_threads()) if ctx.device == "cpu" else None
+    if parallel is not None:
+        candidates.append(Candidate("read_mt", parallel))
+    try:
+        timings = measure(candidates, ctx.repeat, ctx.warmup, ctx.min_sample_s,
+                          on_round=ctx.progress.step if ctx.progress else None)
+    finally:
+        if parallel is not None:
+            parallel.close()
+    result = {
         "bytes": size, "device": ctx.device, "buffers": pool_n,
         "read_method": "cupy.sum float32" if ctx.device == "cuda" else "numpy.sum float32",
         "copy_method": "device-to-device copy" if ctx.device == "cuda" else "numpy.copyto float32",
@@ -64,10 +71,16 @@ def run_case(ctx, case):
         "gbps": {"read": size / timings["read"].median_s / 1e9,
                  "copy": 2 * size / timings["copy"].median_s / 1e9},
     }
+    if parallel is not None:
+        result["read_mt_threads"] = parallel.threads
+        result["gbps"]["read_mt"] = size / timings["read_mt"].median_s / 1e9
+    return result
 
 
 def table(results):
-    headers = ["MB", "read GB/s", "copy GB/s (r+w)", "read ms", "copy ms"]
-    rows = [[f"{r['bytes'] / 1e6:.1f}", f"{r['gbps']['read']:.1f}", f"{r['gbps']['copy']:.1f}",
+    headers = ["MB", "read GB/s", "all-core read GB/s", "copy GB/s (r+w)", "read ms", "copy ms"]
+    rows = [[f"{r['bytes'] / 1e6:.1f}", f"{r['gbps']['read']:.1f}",
+             f"{r['gbps']['read_mt']:.1f} ({r['read_mt_threads']}T)" if "read_mt" in r["gbps"] else "-",
+             f"{r['gbps']['copy']:.1f}",
              f"{r['time_s']['read'] * 1e3:.3f}", f"{r['time_s']['copy'] * 1e3:.3f}"] for r in results]
     return headers, rows

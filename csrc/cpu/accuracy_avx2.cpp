@@ -1,5 +1,7 @@
 // Accuracy kernels for AVX2 CPUs: the portable code, vectorised by the compiler
 // with AVX2/FMA/F16C (this file is compiled with those flags only).
+#include <immintrin.h>
+
 #include "cpu/accuracy_task.h"
 #include "semantics/accuracy_rule.h"
 #include "semantics/dtypes.h"

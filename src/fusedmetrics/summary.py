@@ -100,7 +100,11 @@ def _as_device_value(value, weight):
         return value
     import cupy
 
-    with cupy.cuda.Device(weight.device.id if hasattr(weight, "device") else None):
+    from . import _device
+
+    # describe() finds the device of any __cuda_array_interface__ weight; a
+    # torch tensor's .device has .index, not CuPy's .id.
+    with cupy.cuda.Device(_device.describe(weight).device_id):
         return cupy.asarray(numpy.asarray(value, dtype=numpy.float64))
 
 

@@ -30,7 +30,8 @@ Where we deliberately differ from Chainer:
   prefer when present; float weights therefore round-trip (Chainer's own
   snapshots with float weights cannot be loaded by Chainer). On load, a key whose
   statistics are missing is dropped with Chainer's warning instead of being kept
-  half-loaded.
+  half-loaded; a ``Summary`` whose statistics are missing keeps its contents
+  (Chainer overwrites the fields it could read before the missing one).
 """
 import json
 import sys

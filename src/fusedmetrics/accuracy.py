@@ -158,12 +158,21 @@ def accuracy(y, t, ignore_label=None):
     without ``ignore_label`` gives NaN, as in Chainer.
     """
     y = _unwrap(y)
-    counts = accuracy_counts(y, t, ignore_label)
+    return accuracy_from_counts(accuracy_counts(y, t, ignore_label), y.dtype, ignore_label)
+
+
+def accuracy_from_counts(counts, dtype, ignore_label=None):
+    """``correct / total`` of a counts array as a 0-d array of ``dtype``, as Chainer returns it.
+
+    No samples counted gives 0.0 when an ``ignore_label`` was in use (all ignored)
+    and NaN otherwise (an empty batch), as ``chainer.functions.accuracy`` does.
+    Device counts give a device result without a host synchronisation.
+    """
     empty_value = 0.0 if ignore_label is not None else float("nan")
     if _is_device(counts):
         import cupy
         total = counts[1]
         value = counts[0].astype(cupy.float64) / cupy.maximum(total, 1).astype(cupy.float64)
-        return cupy.where(total == 0, empty_value, value).astype(y.dtype)
+        return cupy.where(total == 0, empty_value, value).astype(dtype)
     correct, total = int(counts[0]), int(counts[1])
-    return np.asarray(correct / total if total else empty_value, dtype=y.dtype)
+    return np.asarray(correct / total if total else empty_value, dtype=dtype)

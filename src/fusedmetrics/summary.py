@@ -273,6 +273,12 @@ class DictSummary(_SummaryBase):
 
     Beyond Chainer's API: ``merge(other)`` / ``+`` (Chan's formula),
     ``state_dict()``, ``load_state_dict(sd)`` and ``from_state_dict(sd)``.
+
+    Device values never synchronise, so ``add`` can be captured in a CUDA graph
+    (``cupy.cuda.Stream.begin_capture``). Two rules then: every key must have been
+    added once before capture (a new key may grow the device table, and a replay
+    would write to freed memory), and host values in the dict are folded in once,
+    at capture time, not on each replay. One summary is meant for one stream.
     """
 
     __slots__ = ()

@@ -73,16 +73,9 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, in
 
 template <class H>
 fm::cpu::Counts count_flat_rows_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  switch (task.t_code) {
-    case fm::kI8: return count_flat_rows_two_halves<H, int8_t>(task, r0, r1);
-    case fm::kI16: return count_flat_rows_two_halves<H, int16_t>(task, r0, r1);
-    case fm::kI32: return count_flat_rows_two_halves<H, int32_t>(task, r0, r1);
-    case fm::kI64: return count_flat_rows_two_halves<H, int64_t>(task, r0, r1);
-    case fm::kU8: return count_flat_rows_two_halves<H, uint8_t>(task, r0, r1);
-    case fm::kU16: return count_flat_rows_two_halves<H, uint16_t>(task, r0, r1);
-    case fm::kU32: return count_flat_rows_two_halves<H, uint32_t>(task, r0, r1);
-    default: return count_flat_rows_two_halves<H, uint64_t>(task, r0, r1);
-  }
+  return with_label_type(task.t_code, [&](auto label) {
+    return count_flat_rows_two_halves<H, decltype(label)>(task, r0, r1);
+  });
 }
 
 }  // namespace

@@ -49,6 +49,22 @@ inline int64_t read_label(const char* base, int code, int64_t index) {
   }
 }
 
+// Calls fn(Label{}) with a zero of the labels' C++ type, so kernels can be
+// instantiated per label type without a switch at every call site.
+template <class Fn>
+auto with_label_type(int code, Fn&& fn) {
+  switch (code) {
+    case fm::kI8: return fn(int8_t{});
+    case fm::kI16: return fn(int16_t{});
+    case fm::kI32: return fn(int32_t{});
+    case fm::kI64: return fn(int64_t{});
+    case fm::kU8: return fn(uint8_t{});
+    case fm::kU16: return fn(uint16_t{});
+    case fm::kU32: return fn(uint32_t{});
+    default: return fn(uint64_t{});
+  }
+}
+
 inline int64_t label_at(const fm::cpu::AccuracyTask& task, int64_t n, int64_t m) {
   return read_label(task.t, task.t_code, n * task.ts_n + m * task.ts_m);
 }
@@ -149,16 +165,9 @@ template <int Code>
 fm::cpu::Counts count_rows_portable_typed(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
   if (task.ys_c == 1) return count_rows_contiguous<Code>(task, r0, r1);
   if (task.M > 1 && task.ys_m == 1 && task.C < (int64_t(1) << 31)) {
-    switch (task.t_code) {
-      case fm::kI8: return count_rows_vertical<Code, int8_t>(task, r0, r1);
-      case fm::kI16: return count_rows_vertical<Code, int16_t>(task, r0, r1);
-      case fm::kI32: return count_rows_vertical<Code, int32_t>(task, r0, r1);
-      case fm::kI64: return count_rows_vertical<Code, int64_t>(task, r0, r1);
-      case fm::kU8: return count_rows_vertical<Code, uint8_t>(task, r0, r1);
-      case fm::kU16: return count_rows_vertical<Code, uint16_t>(task, r0, r1);
-      case fm::kU32: return count_rows_vertical<Code, uint32_t>(task, r0, r1);
-      default: return count_rows_vertical<Code, uint64_t>(task, r0, r1);
-    }
+    return with_label_type(task.t_code, [&](auto label) {
+      return count_rows_vertical<Code, decltype(label)>(task, r0, r1);
+    });
   }
   return count_rows_strided<Code>(task, r0, r1);
 }

@@ -95,7 +95,9 @@ __global__ void summary_statistics_kernel(const double* state, std::int64_t capa
   const Moments a{host[3 * i], host[3 * i + 1], host[3 * i + 2]};
   const Moments b{state[3 * slot], state[3 * slot + 1], state[3 * slot + 2]};
   const Moments m = moments_merge(a, b);
-  mean[i] = m.mean;
+  // No weight at all (a key whose device weights were all 0): NaN, as the host
+  // path reports a weightless key, not the 0.0 that the zero state holds.
+  mean[i] = m.weight > 0 ? m.mean : __longlong_as_double(0x7ff8000000000000ll);
   stddev[i] = sqrt(moments_variance(m));
 }
 
@@ -110,6 +112,11 @@ int launch_summary_statistics(std::uintptr_t state, std::int64_t capacity, std::
   constexpr int kThreads = 128;
   const std::int64_t blocks = (n + kThreads - 1) / kThreads;
   if (blocks > 0x7fffffff) return int(cudaErrorInvalidValue);
+  // The <<<>>> launch reports through cudaGetLastError, which also returns any
+  // earlier error left unread in this thread (e.g. a failed cudaLaunchKernel of
+  // another call that was already reported): clear it first so it is not
+  // reported again here. A sticky error still comes back from the launch itself.
+  (void)cudaGetLastError();
   summary_statistics_kernel<<<unsigned(blocks), kThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
       reinterpret_cast<const double*>(state), capacity, reinterpret_cast<const std::int64_t*>(slots),
       reinterpret_cast<const double*>(host), n, reinterpret_cast<double*>(mean),

@@ -59,7 +59,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def setup_multi_node(args):
+def setup_multi_node():
     """Returns ``(comm, multi_node module)`` for --multi-node, else exits."""
     try:
         from fusedmetrics import multi_node
@@ -84,7 +84,7 @@ def main(argv=None):
     device = chainer.get_device(args.device)
     comm = multi_node = None
     if args.multi_node:
-        comm, multi_node = setup_multi_node(args)
+        comm, multi_node = setup_multi_node()
     is_writer = comm is None or comm.rank == 0
 
     (x_train, t_train), (x_test, t_test) = train_test(

@@ -357,6 +357,9 @@ def test_empty_iterator_gives_empty_dict(impl):
             self.position = 0
     ev = IMPLEMENTATIONS[impl](Empty([]), MeanModel(), converter=to_array)
     assert run_standalone(ev)[0] == {}
+    # Chainer needs a current reporter only once there is a batch to observe
+    # (report_scope runs per batch), so evaluate() of nothing works without one.
+    assert ev.evaluate() == {}
 
 
 def test_evaluate_summary_is_our_summary():

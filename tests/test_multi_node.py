@@ -111,6 +111,26 @@ def test_merging_any_grouping_equals_the_whole(records, cuts, tree):
         assert_state_close(merged.state_dict(), whole, scale)
 
 
+@requires_summary
+@settings(max_examples=100, deadline=None)
+@given(records=records_strategy, cuts=st.lists(st.integers(0, 60), max_size=6))
+def test_rank_order_merge_has_the_bits_of_dictsummary_merge(records, cuts):
+    """One Chan merge in the code base: merging rank tables gives exactly (bit for bit) what
+    merging the ranks' DictSummaries one after the other gives."""
+    bounds = sorted({0, len(records), *[c for c in cuts if c <= len(records)]})
+    chunks = [records[a:b] for a, b in zip(bounds[:-1], bounds[1:])] or [[]]
+    states = [summary_of(c).state_dict() for c in chunks]
+    registry, tables = tables_of(states)
+    merged = DictSummary()
+    for sd in states:
+        merged.merge(DictSummary.from_state_dict(sd))
+    want = merged.state_dict()
+    got = _states.unpack(merge_tables(tables), registry) if registry else want
+    assert got["names"] == want["names"]
+    assert got["moments"].tobytes() == want["moments"].tobytes()
+    np.testing.assert_array_equal(got["integer_weights"], want["integer_weights"])
+
+
 def test_merge_pair_weight_zero_returns_other_side_exactly():
     a = np.array([[0.0, 0.0, 0.0], [2.0, 1.5, 0.25], [0.0, 7.0, 0.0], [3.0, 1.0, 2.0]])
     b = np.array([[4.0, 2.0, 1.0], [0.0, 9.0, 9.0], [0.0, 5.0, 0.0], [1.0, 5.0, 0.0]])

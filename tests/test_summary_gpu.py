@@ -10,6 +10,8 @@ try:
 except Exception:  # no driver
     _gpus = 0
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_gpus == 0, reason="needs a CUDA GPU")]
+if _gpus:  # a GPU but a build without the CUDA kernels: skip, as tests/gpu does
+    pytest.importorskip("fusedmetrics._cuda", reason="fusedmetrics was built without its CUDA kernels")
 
 from fusedmetrics.summary import DictSummary  # noqa: E402
 

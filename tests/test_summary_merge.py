@@ -1,9 +1,11 @@
 """Splitting a stream anywhere and merging the parts (Chan) equals one summary
 over the whole stream, in any merge order."""
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fusedmetrics import _core
 from fusedmetrics.summary import DictSummary
 
 values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
@@ -51,3 +53,27 @@ def test_split_and_merge_matches_whole(stream, data):
     index = [sd["names"].index(n) for n in whole["names"]]
     close({"names": whole["names"], "moments": sd["moments"][index],
            "integer_weights": sd["integer_weights"][index]}, whole)
+
+
+def test_merge_moment_stack_is_chan_in_order():
+    stack = np.array([[[1.0, 2.0, 0.0, 9.0], [0.0, 7.0, 0.0, 9.0], [2.0, 1.0, 0.5, 9.0]],
+                      [[3.0, 4.0, 2.0, 9.0], [0.0, 5.0, 0.0, 9.0], [0.0, 0.0, 0.0, 9.0]]])
+    out = _core.merge_moment_stack(stack)
+    # W = 4, mean = 2 + 2 * 3/4, M2 = 0 + 2 + 2**2 * 1 * 3/4; both empty keeps the first row
+    # (as fm::moments_merge does); an empty second row leaves the first unchanged.
+    np.testing.assert_array_equal(out, [[4.0, 3.5, 5.0], [0.0, 7.0, 0.0], [2.0, 1.0, 0.5]])
+    # The same bits as DictSummary.merge, which runs the same C++ function.
+    a = DictSummary.from_state_dict({"names": ["k"], "moments": stack[0, :1, :3],
+                                     "integer_weights": [True]})
+    a.merge(DictSummary.from_state_dict({"names": ["k"], "moments": stack[1, :1, :3],
+                                         "integer_weights": [True]}))
+    assert a.state_dict()["moments"].tobytes() == out[:1].tobytes()
+
+
+def test_merge_moment_stack_shapes():
+    assert _core.merge_moment_stack(np.zeros((0, 2, 3))).tolist() == [[0.0, 0.0, 0.0]] * 2
+    assert _core.merge_moment_stack(np.zeros((3, 0, 4))).shape == (0, 3)
+    with pytest.raises(ValueError, match=r"\(P, K, C\) with C >= 3; got \(2, 2\)"):
+        _core.merge_moment_stack(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"got \(1, 2, 2\)"):
+        _core.merge_moment_stack(np.zeros((1, 2, 2)))

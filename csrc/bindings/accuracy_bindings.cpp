@@ -1,4 +1,4 @@
-// fusedmetrics._core.accuracy_counts: the CPU accuracy-count call.
+// fusedmetrics._core.AccuracyPlan: the CPU accuracy-count call.
 // Python (fusedmetrics/accuracy.py) validates arguments and normalises shapes to
 // y:(N, C, M), t:(N, M); this layer re-checks that every element the kernels will
 // read lies inside the arrays' buffers, then runs the kernels without the GIL.
@@ -53,38 +53,56 @@ void require_inside(const Extent& view, const py::array& a, const char* name) {
                             " reaches outside its buffer");
 }
 
-void accuracy_counts(const py::array& y, const py::array& t, int y_code, int64_t N, int64_t C, int64_t M,
-                     std::array<int64_t, 3> ys, int t_code, std::array<int64_t, 2> ts, bool has_ignore,
-                     int64_t ignore, int64_t k, py::array_t<int64_t, 0> out) {
-  if (y_code < fm::kF16 || y_code > fm::kF64) throw std::invalid_argument("unknown logit dtype code");
-  if (t_code < fm::kI8 || t_code > fm::kU64) throw std::invalid_argument("unknown label dtype code");
-  if (N < 0 || C < 0 || M < 0 || k < 1) throw std::invalid_argument("negative size or k < 1");
-  if (y.itemsize() != fm::logit_itemsize(y_code) || t.itemsize() != fm::label_itemsize(t_code))
-    throw std::invalid_argument("dtype code does not match the array's item size");
-  if (out.ndim() != 1 || out.shape(0) != 2 || !out.writeable())
-    throw std::invalid_argument("out must be a writeable int64 array of shape (2,)");
-
-  const int64_t yi = y.itemsize(), ti = t.itemsize();
-  if (C > 0) require_inside(view_extent<3>({N, C, M}, {ys[0] * yi, ys[1] * yi, ys[2] * yi}, yi), y, "y");
-  require_inside(view_extent<2>({N, M}, {ts[0] * ti, ts[1] * ti}, ti), t, "t");
-
-  fm::cpu::AccuracyTask task{static_cast<const char*>(y.data()), y_code, N, C, M, ys[0], ys[1], ys[2],
-                             static_cast<const char*>(t.data()), t_code, ts[0], ts[1], has_ignore, ignore, k};
-  fm::cpu::Counts counts;
-  {
-    py::gil_scoped_release release;
-    counts = fm::cpu::count_accuracy(task);
+// One normalised call shape, built once by Python and reused for every batch of
+// that shape (fusedmetrics/accuracy.py caches them): the per-call work is then the
+// buffer checks and the kernels.
+class AccuracyPlan {
+ public:
+  AccuracyPlan(int y_code, int64_t N, int64_t C, int64_t M, std::array<int64_t, 3> ys, int t_code,
+               std::array<int64_t, 2> ts, bool has_ignore, int64_t ignore, int64_t k)
+      : task_{nullptr, y_code, N, C, M, ys[0], ys[1], ys[2], nullptr, t_code, ts[0], ts[1], has_ignore, ignore, k} {
+    if (y_code < fm::kF16 || y_code > fm::kF64) throw std::invalid_argument("unknown logit dtype code");
+    if (t_code < fm::kI8 || t_code > fm::kU64) throw std::invalid_argument("unknown label dtype code");
+    if (N < 0 || C < 0 || M < 0 || k < 1) throw std::invalid_argument("negative size or k < 1");
   }
-  auto acc = out.mutable_unchecked<1>();
-  acc(0) += counts.correct;
-  acc(1) += counts.total;
-}
+
+  // Adds [correct, total] of (y, t) into out.
+  void count(const py::array& y, const py::array& t, py::array_t<int64_t, 0> out) const {
+    if (y.itemsize() != fm::logit_itemsize(task_.y_code) || t.itemsize() != fm::label_itemsize(task_.t_code))
+      throw std::invalid_argument("the arrays' item sizes do not match the plan");
+    if (out.ndim() != 1 || out.shape(0) != 2 || !out.writeable())
+      throw std::invalid_argument("out must be a writeable int64 array of shape (2,)");
+    const int64_t yi = y.itemsize(), ti = t.itemsize();
+    const auto& p = task_;
+    if (p.C > 0)
+      require_inside(view_extent<3>({p.N, p.C, p.M}, {p.ys_n * yi, p.ys_c * yi, p.ys_m * yi}, yi), y, "y");
+    require_inside(view_extent<2>({p.N, p.M}, {p.ts_n * ti, p.ts_m * ti}, ti), t, "t");
+
+    fm::cpu::AccuracyTask task = task_;
+    task.y = static_cast<const char*>(y.data());
+    task.t = static_cast<const char*>(t.data());
+    fm::cpu::Counts counts;
+    {
+      py::gil_scoped_release release;
+      counts = fm::cpu::count_accuracy(task);
+    }
+    auto acc = out.mutable_unchecked<1>();
+    acc(0) += counts.correct;
+    acc(1) += counts.total;
+  }
+
+ private:
+  fm::cpu::AccuracyTask task_;
+};
 
 }  // namespace
 
 void bind_accuracy(py::module_& m) {
-  m.def("accuracy_counts", &accuracy_counts, py::arg("y"), py::arg("t"), py::arg("y_code"), py::arg("N"),
-        py::arg("C"), py::arg("M"), py::arg("y_strides"), py::arg("t_code"), py::arg("t_strides"),
-        py::arg("has_ignore"), py::arg("ignore"), py::arg("k"), py::arg("out"),
-        "Adds [correct, total] for y viewed as (N, C, M) and t as (N, M) (element strides) into out.");
+  py::class_<AccuracyPlan>(m, "AccuracyPlan",
+                           "y viewed as (N, C, M) and t as (N, M), element strides; count() adds [correct, total].")
+      .def(py::init<int, int64_t, int64_t, int64_t, std::array<int64_t, 3>, int, std::array<int64_t, 2>, bool,
+                    int64_t, int64_t>(),
+           py::arg("y_code"), py::arg("N"), py::arg("C"), py::arg("M"), py::arg("y_strides"), py::arg("t_code"),
+           py::arg("t_strides"), py::arg("has_ignore"), py::arg("ignore"), py::arg("k"))
+      .def("count", &AccuracyPlan::count, py::arg("y"), py::arg("t"), py::arg("out"));
 }

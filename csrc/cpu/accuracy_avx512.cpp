@@ -169,16 +169,9 @@ fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, i
 
 template <class V>
 fm::cpu::Counts count_rows_simd_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  switch (task.t_code) {
-    case fm::kI8: return count_rows_simd<V, int8_t>(task, r0, r1);
-    case fm::kI16: return count_rows_simd<V, int16_t>(task, r0, r1);
-    case fm::kI32: return count_rows_simd<V, int32_t>(task, r0, r1);
-    case fm::kI64: return count_rows_simd<V, int64_t>(task, r0, r1);
-    case fm::kU8: return count_rows_simd<V, uint8_t>(task, r0, r1);
-    case fm::kU16: return count_rows_simd<V, uint16_t>(task, r0, r1);
-    case fm::kU32: return count_rows_simd<V, uint32_t>(task, r0, r1);
-    default: return count_rows_simd<V, uint64_t>(task, r0, r1);
-  }
+  return with_label_type(task.t_code, [&](auto label) {
+    return count_rows_simd<V, decltype(label)>(task, r0, r1);
+  });
 }
 
 }  // namespace

@@ -29,7 +29,9 @@ template <class F>
 FM_HD int rank_step(F x, F v, bool before_target) {
   const bool v_is_nan = v != v;
   const bool x_is_nan = x != x;
-  return v_is_nan ? int(before_target & x_is_nan) : int((!(x <= v)) | (before_target & (x == v)));
+  const bool above_number = (!(x <= v)) | (before_target & (x == v));
+  const bool above_nan = before_target & x_is_nan;  // a NaN target loses only to an earlier NaN
+  return int((v_is_nan & above_nan) | (!v_is_nan & above_number));
 }
 
 template <class F>

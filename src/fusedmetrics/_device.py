@@ -267,8 +267,32 @@ def _zeros_counter(device_id, stream_ptr):
     with cupy.cuda.Device(device_id):
         if cupy.cuda.get_current_stream().ptr == stream_ptr:
             return cupy.zeros(2, dtype=cupy.int64)
-        with cupy.cuda.ExternalStream(stream_ptr, device_id):
+        # Allocate under that stream too: CuPy's pool reuses blocks in the order
+        # of the allocating stream, so a block taken on another stream could
+        # still be in use there when the zeroing runs.
+        with _foreign_stream(cupy, stream_ptr, device_id):
             return cupy.zeros(2, dtype=cupy.int64)
+
+
+class _StreamHandle:
+    """A raw stream handle in the CUDA stream protocol (``__cuda_stream__``)."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr):
+        self.ptr = int(ptr)
+
+    def __cuda_stream__(self):
+        return (0, self.ptr)
+
+
+def _foreign_stream(cupy, stream_ptr, device_id):
+    """A CuPy stream object for a handle CuPy did not create (call it with
+    device_id current). CuPy 14 deprecates ExternalStream (a DeprecationWarning
+    on every call) in favour of Stream.from_external; older CuPy has only the former."""
+    if hasattr(cupy.cuda.Stream, "from_external"):
+        return cupy.cuda.Stream.from_external(_StreamHandle(stream_ptr))
+    return cupy.cuda.ExternalStream(stream_ptr, device_id)
 
 
 def _scalar_code(dtype):

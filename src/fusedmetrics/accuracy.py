@@ -44,14 +44,50 @@ def _check_k(k):
 def _host_out(out):
     if out is None:
         return np.zeros(2, dtype=np.int64)
+    if type(out) is np.ndarray and out.dtype == np.int64 and out.shape == (2,) and out.flags.writeable:
+        return out
     if _is_device(out):
         raise ValueError("out must be on the same device as y (the host); got a device array")
     if not isinstance(out, np.ndarray) or out.dtype != np.int64 or out.shape != (2,):
         raise ValueError("out must be an int64 array of shape (2,); got %s"
                          % (("dtype %s, shape %s" % (out.dtype, out.shape)) if isinstance(out, np.ndarray)
                             else type(out).__name__))
-    if not out.flags.writeable:
-        raise ValueError("out must be writeable")
+    raise ValueError("out must be writeable")
+
+
+# Plans for the call shapes seen so far: a training loop repeats a few shapes, and
+# a cached plan skips every check that depends only on dtypes, shapes and strides.
+_PLANS = {}
+_MAX_PLANS = 256
+
+
+def _host_counts(y, t, ignore_label, k, out):
+    key = None
+    if type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int):
+        key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, ignore_label, k)
+        plan = _PLANS.get(key)
+        if plan is not None:
+            out = _host_out(out)
+            plan.count(y, t, out)
+            return out
+    y, t = _host_array(y, "y"), _host_array(t, "t")
+    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
+    _layout.check_shapes(y.shape, t.shape)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
+    out = _host_out(out)
+    view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+    if view.y_contiguous_copy or view.t_contiguous_copy:
+        key = None  # the plan would describe the copies, not these arrays
+        y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
+        t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
+        view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+    plan = _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
+                              has_ignore, ignore, k)
+    if key is not None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    plan.count(y, t, out)
     return out
 
 
@@ -73,7 +109,10 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     ``__cuda_array_interface__``) input gives a device result computed on the
     current stream without a host synchronisation.
     """
-    k = _check_k(k)
+    if type(k) is not int or k < 1:
+        k = _check_k(k)
+    if type(y) is np.ndarray and type(t) is np.ndarray:
+        return _host_counts(y, t, ignore_label, k, out)
     y, t = _unwrap(y), _unwrap(t)
     y_dev, t_dev = _is_device(y), _is_device(t)
     if y_dev != t_dev:
@@ -82,20 +121,7 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     if y_dev:
         from . import _device
         return _device_counts(_device, y, t, ignore_label, k, out)
-
-    y, t = _host_array(y, "y"), _host_array(t, "t")
-    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
-    _layout.check_shapes(y.shape, t.shape)
-    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
-    out = _host_out(out)
-    view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
-    if view.y_contiguous_copy or view.t_contiguous_copy:
-        y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
-        t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
-        view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
-    _core.accuracy_counts(y, t, y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
-                          has_ignore, ignore, k, out)
-    return out
+    return _host_counts(y, t, ignore_label, k, out)
 
 
 def _device_counts(_device, y, t, ignore_label, k, out):
@@ -132,12 +158,21 @@ def accuracy(y, t, ignore_label=None):
     without ``ignore_label`` gives NaN, as in Chainer.
     """
     y = _unwrap(y)
-    counts = accuracy_counts(y, t, ignore_label)
+    return accuracy_from_counts(accuracy_counts(y, t, ignore_label), y.dtype, ignore_label)
+
+
+def accuracy_from_counts(counts, dtype, ignore_label=None):
+    """``correct / total`` of a counts array as a 0-d array of ``dtype``, as Chainer returns it.
+
+    No samples counted gives 0.0 when an ``ignore_label`` was in use (all ignored)
+    and NaN otherwise (an empty batch), as ``chainer.functions.accuracy`` does.
+    Device counts give a device result without a host synchronisation.
+    """
     empty_value = 0.0 if ignore_label is not None else float("nan")
     if _is_device(counts):
         import cupy
         total = counts[1]
         value = counts[0].astype(cupy.float64) / cupy.maximum(total, 1).astype(cupy.float64)
-        return cupy.where(total == 0, empty_value, value).astype(y.dtype)
+        return cupy.where(total == 0, empty_value, value).astype(dtype)
     correct, total = int(counts[0]), int(counts[1])
-    return np.asarray(correct / total if total else empty_value, dtype=y.dtype)
+    return np.asarray(correct / total if total else empty_value, dtype=dtype)

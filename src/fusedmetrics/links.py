@@ -1,7 +1,6 @@
 """Classifier: chainer.links.Classifier whose accuracy comes from fusedmetrics' exact counts."""
 import functools
 
-import numpy
 
 import chainer
 import chainer.functions as F
@@ -9,6 +8,7 @@ import chainer.links as L
 from chainer import reporter
 
 import fusedmetrics
+from fusedmetrics.accuracy import accuracy_from_counts
 
 
 def _fused_ignore_label(accfun):
@@ -26,23 +26,6 @@ def _fused_ignore_label(accfun):
             and set(accfun.keywords) <= {'ignore_label'}):
         return True, accfun.keywords.get('ignore_label')
     return False, None
-
-
-def _ratio(counts, dtype, ignore_label):
-    """correct / total as a 0-d array of ``dtype``, like ``F.accuracy``.
-
-    An empty batch gives NaN without ignore_label and 0.0 with one (all
-    ignored), as in Chainer. Device counts stay on the device (no sync).
-    """
-    empty_value = numpy.nan if ignore_label is None else 0.0
-    xp = chainer.backend.get_array_module(counts)
-    if xp is numpy:
-        correct, total = int(counts[0]), int(counts[1])
-        value = correct / total if total else empty_value
-        return numpy.asarray(value, dtype=dtype)
-    correct, total = counts[0], counts[1]
-    value = xp.where(total > 0, correct / xp.maximum(total, 1), empty_value)
-    return value.astype(dtype)
 
 
 class Classifier(L.Classifier):
@@ -88,7 +71,7 @@ class Classifier(L.Classifier):
                 counts = fusedmetrics.accuracy_counts(
                     y, _as_array(t), ignore_label)
                 self.accuracy = chainer.Variable(
-                    _ratio(counts, y.dtype, ignore_label),
+                    accuracy_from_counts(counts, y.dtype, ignore_label),
                     requires_grad=False)
                 reporter.report({'accuracy': self.accuracy,
                                  'correct': counts[0],

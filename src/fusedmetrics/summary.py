@@ -30,7 +30,8 @@ Where we deliberately differ from Chainer:
   prefer when present; float weights therefore round-trip (Chainer's own
   snapshots with float weights cannot be loaded by Chainer). On load, a key whose
   statistics are missing is dropped with Chainer's warning instead of being kept
-  half-loaded.
+  half-loaded; a ``Summary`` whose statistics are missing keeps its contents
+  (Chainer overwrites the fields it could read before the missing one).
 """
 import json
 import sys
@@ -100,7 +101,11 @@ def _as_device_value(value, weight):
         return value
     import cupy
 
-    with cupy.cuda.Device(weight.device.id if hasattr(weight, "device") else None):
+    from . import _device
+
+    # describe() finds the device of any __cuda_array_interface__ weight; a
+    # torch tensor's .device has .index, not CuPy's .id.
+    with cupy.cuda.Device(_device.describe(weight).device_id):
         return cupy.asarray(numpy.asarray(value, dtype=numpy.float64))
 
 
@@ -268,6 +273,12 @@ class DictSummary(_SummaryBase):
 
     Beyond Chainer's API: ``merge(other)`` / ``+`` (Chan's formula),
     ``state_dict()``, ``load_state_dict(sd)`` and ``from_state_dict(sd)``.
+
+    Device values never synchronise, so ``add`` can be captured in a CUDA graph
+    (``cupy.cuda.Stream.begin_capture``). Two rules then: every key must have been
+    added once before capture (a new key may grow the device table, and a replay
+    would write to freed memory), and host values in the dict are folded in once,
+    at capture time, not on each replay. One summary is meant for one stream.
     """
 
     __slots__ = ()

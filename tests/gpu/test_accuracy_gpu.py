@@ -243,3 +243,50 @@ def test_runs_on_the_current_stream_of_the_arrays_device():
         host = cupy.asnumpy(got, stream=stream)
         stream.synchronize()
     np.testing.assert_array_equal(host, reference_counts(y_host, t_host))
+
+
+def test_runs_on_the_per_thread_default_stream():
+    """CuPy's per-thread default stream has handle 2; our static runtime must read it the same way."""
+    rng = np.random.default_rng(14)
+    y_host = make_logits(rng, (1000, 40), np.float32)
+    t_host = make_labels(rng, (1000,), 40, np.int64, ignore=-1)
+    with cupy.cuda.Stream.ptds:
+        assert cupy.cuda.get_current_stream().ptr == 2
+        acc = cupy.zeros(2, dtype=cupy.int64)
+        fusedmetrics.accuracy_counts(cupy.asarray(y_host), cupy.asarray(t_host), -1, out=acc)
+        host = cupy.asnumpy(acc)
+    np.testing.assert_array_equal(host, reference_counts(y_host, t_host, -1))
+
+
+class _ForeignArray:
+    """A non-CuPy device array (as from another library): only __cuda_array_interface__,
+    with the stream its data is ready on."""
+
+    def __init__(self, array, stream_ptr):
+        self._array = array
+        self._stream_ptr = stream_ptr
+
+    @property
+    def __cuda_array_interface__(self):
+        cai = dict(self._array.__cuda_array_interface__)
+        cai["stream"] = self._stream_ptr
+        return cai
+
+
+def test_foreign_arrays_run_on_their_interface_stream_and_get_a_fresh_counter():
+    """out=None with a stream that is not CuPy's current one: the counter is
+    allocated and zeroed on that stream (no deprecated ExternalStream warning)."""
+    import warnings
+
+    rng = np.random.default_rng(15)
+    y_host = make_logits(rng, (3000, 300), np.float16)  # group kernel
+    t_host = make_labels(rng, (3000,), 300, np.uint16)
+    y, t = cupy.asarray(y_host), cupy.asarray(t_host)
+    cupy.cuda.Device().synchronize()
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        got = fusedmetrics.accuracy_counts(_ForeignArray(y, stream.ptr), _ForeignArray(t, stream.ptr))
+    assert isinstance(got, cupy.ndarray) and got.dtype == np.int64 and got.shape == (2,)
+    stream.synchronize()
+    np.testing.assert_array_equal(cupy.asnumpy(got), reference_counts(y_host, t_host))

@@ -229,3 +229,14 @@ def test_cuda_graph_capture_of_a_loop_of_dict_summary_adds():
         means = summary.compute_mean()
     assert_close(cupy.asnumpy(means["loss"]), losses.mean())
     assert_close(cupy.asnumpy(means["acc"]), accs.mean())
+
+
+def test_a_slot_with_only_zero_device_weights_has_nan_statistics():
+    """The host reports a weightless key as NaN; the device state of such a slot
+    is all zeros, which must not come out as a mean of 0.0."""
+    store = DeviceMomentStore(cupy.cuda.Device().id)
+    store.add([0, 1], [cupy.asarray(np.float64(5.0))] * 2, [cupy.asarray(np.float64(0.0)), 1.0])
+    means, stds = store.statistics([0, 1], np.zeros((2, 3)))
+    means, stds = cupy.asnumpy(means), cupy.asnumpy(stds)
+    assert np.isnan(means[0]) and np.isnan(stds[0])
+    assert means[1] == 5.0 and stds[1] == 0.0

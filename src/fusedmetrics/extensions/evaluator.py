@@ -167,7 +167,6 @@ class Evaluator(extension.Extension):
             warnings.warn(_NO_RESET_WARNING, DeprecationWarning)
             it = copy.copy(iterator)
 
-        reporter = reporter_module.get_current_reporter()
         summary = DictSummary()
         pbar = None
         if self._progress_bar:
@@ -178,6 +177,9 @@ class Evaluator(extension.Extension):
         try:
             for batch in it:
                 observation = {}
+                # Looked up per batch, as report_scope does: no batch, no
+                # reporter needed (an empty pass returns {} without one).
+                reporter = reporter_module.get_current_reporter()
                 saved = reporter.observation
                 reporter.observation = observation
                 try:

@@ -88,7 +88,9 @@ class MicroAverage(extension.Extension):
       ``_trigger/...`` plus a ``_trigger_saved`` marker). Chainer forgets it,
       so after a resume its trigger fires at the first iteration and emits a
       partial ratio. Snapshots written by Chainer (no marker) load with a
-      fresh trigger, exactly as Chainer behaves.
+      fresh trigger: what a resumed Chainer run has (loading into a live
+      instance, Chainer would keep that instance's trigger state; we reset
+      it, so the result does not depend on what ran before the load).
     * Loading takes the accumulator type from the snapshot, so a float
       numerator (e.g. from float-valued reports) loads; Chainer raises
       ``TypeError`` there.

@@ -5,7 +5,7 @@ from ._comm import resolve_comm
 
 
 def shard_bounds(n, size, rank):
-    """[start, stop) of ``rank``'s shard: contiguous, sizes differ by at most one, larger first."""
+    """[start, stop) of ``rank``'s shard: contiguous, sizes differ by at most one (larger last)."""
     return n * rank // size, n * (rank + 1) // size
 
 

@@ -10,6 +10,8 @@ merge exactly without any per-key collective.
 """
 import numpy as np
 
+from .._core import merge_moment_stack
+
 PRESENT = 1.0
 INTEGER_WEIGHTS = 2.0
 COLUMNS = 4
@@ -49,66 +51,32 @@ def pack_rows(rows, moments, integer, size):
 
 
 def merge_pair(a, b):
-    """Chan-Golub-LeVeque merge of two (K, 3+) tables, key by key, ``a`` first; returns (K, 3)."""
-    out = merge_columns(a[:, 0], a[:, 1], a[:, 2], b[:, 0], b[:, 1], b[:, 2])
-    return np.stack(out, axis=1)
-
-
-def merge_columns(wa, ma, qa, wb, mb, qb):
-    """The merge on columns (W, mean, M2 arrays of length K); returns new (W, mean, M2) arrays.
-
-    The same arithmetic, in the same order, as ``fm::moments_merge`` in csrc/semantics/moments.h
-    (W == 0 on either side returns the other side unchanged; both 0 keeps ``a``). numpy's
-    element-wise +, -, *, / are correctly rounded IEEE operations with no FMA contraction, so every
-    rank computes bit-identical results from the same inputs, whatever machine it runs on.
-    Written with in-place operations and a fast path for "every key has weight on both sides"
-    because per-call overhead, not arithmetic, is the cost for the usual few dozen keys.
-    """
-    total = wa + wb
-    both = bool((wa > 0).all() and (wb > 0).all())
-    if both:
-        share_b = wb / total
-    else:
-        share_b = np.divide(wb, total, out=np.zeros_like(total), where=total != 0)
-    delta = mb - ma
-    mean = delta * share_b
-    mean += ma                       # mean_a + delta * share_b
-    delta *= delta
-    delta *= wa
-    delta *= share_b                 # ((delta * delta) * W_a) * share_b
-    m2 = qa + qb
-    m2 += delta                      # (M2_a + M2_b) + spread
-    if not both:
-        b_empty = wb == 0
-        a_only = wa == 0
-        a_only &= ~b_empty
-        for merged, left, right in ((total, wa, wb), (mean, ma, mb), (m2, qa, qb)):
-            np.copyto(merged, left, where=b_empty)
-            np.copyto(merged, right, where=a_only)
-    return total, mean, m2
+    """Chan merge of two (K, 3+) tables, key by key, ``a`` first; returns (K, 3)."""
+    return merge_moment_stack(np.stack([a[:, :3], b[:, :3]]))
 
 
 def merge_tables(tables):
     """Merges a (P, K, 4) stack of rank tables in rank order into one (K, 4) table.
 
+    The moments are merged by ``fusedmetrics._core.merge_moment_stack``, i.e. by
+    ``fm::moments_merge`` (csrc/semantics/moments.h), the very code behind
+    ``DictSummary.merge``: one definition of the Chan merge, the same bits as merging the
+    ranks' DictSummaries one after the other, and identical on every rank (same binary).
     Flags: present if present on any rank; integer weights only if every rank that has the key
     has integer weights (flags are 0, PRESENT, or PRESENT + INTEGER_WEIGHTS).
     """
-    p, k, _ = np.shape(tables)
-    cols = np.ascontiguousarray(np.transpose(tables, (0, 2, 1)), dtype=np.float64)  # (P, 4, K)
-    flags = cols[:, 3]
-    out = np.empty((COLUMNS, k), dtype=np.float64)
+    tables = np.asarray(tables, dtype=np.float64)
+    p, k, _ = tables.shape
+    out = np.empty((k, COLUMNS), dtype=np.float64)
+    out[:, :3] = merge_moment_stack(tables)
+    flags = tables[:, :, 3]
     if (flags == PRESENT + INTEGER_WEIGHTS).all():  # the usual case: every rank, integer weights
-        out[3] = PRESENT + INTEGER_WEIGHTS
+        out[:, 3] = PRESENT + INTEGER_WEIGHTS
     else:
         present = (flags != 0).any(axis=0)
         integer = present & ~(flags == PRESENT).any(axis=0)
-        out[3] = present * PRESENT + integer * INTEGER_WEIGHTS
-    w, mean, m2 = cols[0, 0], cols[0, 1], cols[0, 2]
-    for r in range(1, p):
-        w, mean, m2 = merge_columns(w, mean, m2, cols[r, 0], cols[r, 1], cols[r, 2])
-    out[0], out[1], out[2] = w, mean, m2
-    return out.T
+        out[:, 3] = present * PRESENT + integer * INTEGER_WEIGHTS
+    return out
 
 
 def unpack(table, registry):

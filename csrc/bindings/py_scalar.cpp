@@ -1,0 +1,409 @@
+// Chainer's scalar test and reading, without creating Python objects on the
+// common paths (see py_scalar.h).
+#include "py_scalar.h"
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "semantics/hd.h"
+
+namespace py = pybind11;
+
+namespace fmpy {
+namespace {
+
+enum class Raw : std::uint8_t { F16, F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, Bool };
+
+bool raw_is_integer(Raw r) { return r != Raw::F16 && r != Raw::F32 && r != Raw::F64; }
+
+template <typename T>
+T load(const void* p, bool swap) {
+  unsigned char bytes[sizeof(T)];
+  std::memcpy(bytes, p, sizeof(T));
+  if (swap) {
+    for (std::size_t i = 0; i < sizeof(T) / 2; ++i) std::swap(bytes[i], bytes[sizeof(T) - 1 - i]);
+  }
+  T v;
+  std::memcpy(&v, bytes, sizeof(T));
+  return v;
+}
+
+double read_raw(const void* p, Raw r, bool swap) {
+  switch (r) {
+    case Raw::F16: return fm::half_to_float(load<std::uint16_t>(p, swap));
+    case Raw::F32: return load<float>(p, swap);
+    case Raw::F64: return load<double>(p, swap);
+    case Raw::I8: return load<std::int8_t>(p, false);
+    case Raw::I16: return load<std::int16_t>(p, swap);
+    case Raw::I32: return load<std::int32_t>(p, swap);
+    case Raw::I64: return static_cast<double>(load<std::int64_t>(p, swap));
+    case Raw::U8: return load<std::uint8_t>(p, false);
+    case Raw::U16: return load<std::uint16_t>(p, swap);
+    case Raw::U32: return load<std::uint32_t>(p, swap);
+    case Raw::U64: return static_cast<double>(load<std::uint64_t>(p, swap));
+    case Raw::Bool: return load<std::uint8_t>(p, false) != 0 ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+// Maps a buffer-protocol format ("f", "<d", "=e", "?", "q", ...) to a Raw code.
+// Returns false for formats we do not read directly.
+bool raw_from_format(const char* fmt, Py_ssize_t itemsize, Raw* out, bool* swap) {
+  if (fmt == nullptr) fmt = "B";
+  const bool little_host = [] {
+    const std::uint16_t one = 1;
+    unsigned char b;
+    std::memcpy(&b, &one, 1);
+    return b == 1;
+  }();
+  bool little = little_host;
+  if (*fmt == '<') { little = true; ++fmt; }
+  else if (*fmt == '>' || *fmt == '!') { little = false; ++fmt; }
+  else if (*fmt == '@' || *fmt == '=') { ++fmt; }
+  if (fmt[0] == '\0' || fmt[1] != '\0') return false;
+  *swap = little != little_host;
+  const char c = fmt[0];
+  switch (c) {
+    case '?': *out = Raw::Bool; return itemsize == 1;
+    case 'e': *out = Raw::F16; return itemsize == 2;
+    case 'f': *out = Raw::F32; return itemsize == 4;
+    case 'd': *out = Raw::F64; return itemsize == 8;
+    case 'b': case 'h': case 'i': case 'l': case 'q':
+    case 'B': case 'H': case 'I': case 'L': case 'Q': {
+      const bool is_signed = c >= 'a';
+      switch (itemsize) {
+        case 1: *out = is_signed ? Raw::I8 : Raw::U8; return true;
+        case 2: *out = is_signed ? Raw::I16 : Raw::U16; return true;
+        case 4: *out = is_signed ? Raw::I32 : Raw::U32; return true;
+        case 8: *out = is_signed ? Raw::I64 : Raw::U64; return true;
+        default: return false;
+      }
+    }
+    default: return false;
+  }
+}
+
+// Types and objects looked up once, by init_scalar_reader().
+struct Cache {
+  bool ready = false;
+  PyTypeObject* ndarray = nullptr;
+  PyObject* generic = nullptr;           // numpy.generic
+  PyObject* complexfloating = nullptr;   // numpy.complexfloating
+  PyObject* number_abc = nullptr;        // numbers.Number
+  PyObject* real_abc = nullptr;          // numbers.Real
+  PyObject* integral_abc = nullptr;      // numbers.Integral
+  struct Fast {
+    PyTypeObject* type;
+    Raw raw;
+  };
+  std::vector<Fast> scalars;  // numpy scalar types whose value we read in place
+  PyObject* s_array = nullptr;
+  PyObject* s_ndim = nullptr;
+  PyObject* s_cai = nullptr;
+  PyObject* s_dtype = nullptr;
+  PyObject* s_kind = nullptr;
+  PyObject* s_shape = nullptr;
+};
+
+Cache g;
+
+// NumPy scalar objects store their value right after the object header
+// (numpy/arrayscalars.h: struct { PyObject_HEAD; T obval; }), for every NumPy
+// version we support. init_scalar_reader() verifies this for each type before trusting it.
+const void* scalar_payload(PyObject* o) {
+  return reinterpret_cast<const char*>(o) + sizeof(PyObject);
+}
+
+// A new reference kept for the life of the process.
+PyObject* keep(py::object o) { return o.release().ptr(); }
+
+// Is `o`'s class chainer.Variable or a subclass (Parameter)? Detected by the
+// class name in the MRO, so Chainer is never imported. The last few classes
+// found are remembered, so the MRO is walked once per class.
+PyTypeObject* g_variable_types[4] = {nullptr, nullptr, nullptr, nullptr};
+
+bool is_variable_type(PyTypeObject* t) {
+  for (PyTypeObject* known : g_variable_types) {
+    if (known == t) return true;
+  }
+  PyObject* mro = t->tp_mro;
+  if (mro == nullptr || !PyTuple_Check(mro)) return false;
+  const Py_ssize_t n = PyTuple_GET_SIZE(mro);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const char* name = reinterpret_cast<PyTypeObject*>(PyTuple_GET_ITEM(mro, i))->tp_name;
+    const char* dot = std::strrchr(name, '.');
+    if (std::strcmp(dot ? dot + 1 : name, "Variable") == 0) {
+      // Keep a reference: the cache must never point at a freed class.
+      Py_INCREF(t);
+      Py_XDECREF(g_variable_types[3]);
+      for (int j = 3; j > 0; --j) g_variable_types[j] = g_variable_types[j - 1];
+      g_variable_types[0] = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+// `getattr(o, 'ndim', -1) == 0`, without raising (-1 when absent or not an int).
+long ndim_of(PyObject* o) {
+  PyObject* nd = PyObject_GetAttr(o, g.s_ndim);
+  if (nd == nullptr) {
+    PyErr_Clear();
+    return -1;
+  }
+  long v = PyLong_Check(nd) ? PyLong_AsLong(nd) : -1;
+  if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+  Py_DECREF(nd);
+  return v;
+}
+
+// float(o) for the slow paths. Sets r.kind = Bad when it cannot be converted.
+void read_by_float(PyObject* o, ScalarRead& r) {
+  PyObject* f = PyNumber_Float(o);
+  if (f == nullptr) {
+    PyErr_Clear();
+    r.kind = ScalarKind::Bad;
+    r.why = "it cannot be converted to float";
+    return;
+  }
+  r.kind = ScalarKind::Host;
+  r.value = PyFloat_AS_DOUBLE(f);
+  Py_DECREF(f);
+  // Integer-ness for Chainer's `_n`: an integral number or an integer/bool dtype.
+  int integral = PyObject_IsInstance(o, g.integral_abc);
+  if (integral < 0) { PyErr_Clear(); integral = 0; }
+  r.integer = integral != 0 || has_integer_dtype(o);
+}
+
+}  // namespace
+
+void init_scalar_reader() {
+  if (g.ready) return;
+  py::module_ np = py::module_::import("numpy");
+  py::module_ numbers = py::module_::import("numbers");
+  g.ndarray = reinterpret_cast<PyTypeObject*>(keep(np.attr("ndarray")));
+  g.generic = keep(np.attr("generic"));
+  g.complexfloating = keep(np.attr("complexfloating"));
+  g.number_abc = keep(numbers.attr("Number"));
+  g.real_abc = keep(numbers.attr("Real"));
+  g.integral_abc = keep(numbers.attr("Integral"));
+  // float32 first: it is what losses usually are.
+  const char* names[] = {"single", "half", "double", "bool_", "byte", "ubyte", "short", "ushort",
+                         "intc", "uintc", "int_", "uint", "longlong", "ulonglong"};
+  for (const char* name : names) {
+    if (!py::hasattr(np, name)) continue;
+    py::object type = np.attr(name);
+    py::object dtype = np.attr("dtype")(type);
+    const std::string kind = py::str(dtype.attr("kind"));
+    const Py_ssize_t size = dtype.attr("itemsize").cast<Py_ssize_t>();
+    Raw raw;
+    bool ok = true;
+    if (kind == "b" && size == 1) raw = Raw::Bool;
+    else if (kind == "f" && size == 2) raw = Raw::F16;
+    else if (kind == "f" && size == 4) raw = Raw::F32;
+    else if (kind == "f" && size == 8) raw = Raw::F64;
+    else if ((kind == "i" || kind == "u") && (size == 1 || size == 2 || size == 4 || size == 8)) {
+      const bool s = kind == "i";
+      raw = size == 1 ? (s ? Raw::I8 : Raw::U8) : size == 2 ? (s ? Raw::I16 : Raw::U16)
+          : size == 4 ? (s ? Raw::I32 : Raw::U32) : (s ? Raw::I64 : Raw::U64);
+    } else {
+      ok = false;
+    }
+    if (!ok) continue;
+    // Verify the in-place layout with two probe values.
+    const double probes[2] = {raw == Raw::Bool ? 1.0 : 3.0, raw == Raw::Bool ? 0.0 : 5.0};
+    for (double p : probes) {
+      py::object v = type(py::int_(static_cast<long>(p)));
+      if (Py_TYPE(v.ptr()) != reinterpret_cast<PyTypeObject*>(type.ptr()) ||
+          read_raw(scalar_payload(v.ptr()), raw, false) != p) {
+        ok = false;
+      }
+    }
+    if (ok) {
+      PyTypeObject* t = reinterpret_cast<PyTypeObject*>(type.ptr());
+      bool seen = false;
+      for (const auto& f : g.scalars) seen = seen || f.type == t;
+      if (!seen) g.scalars.push_back({reinterpret_cast<PyTypeObject*>(type.release().ptr()), raw});
+    }
+  }
+  g.s_array = PyUnicode_InternFromString("array");
+  g.s_ndim = PyUnicode_InternFromString("ndim");
+  g.s_cai = PyUnicode_InternFromString("__cuda_array_interface__");
+  g.s_dtype = PyUnicode_InternFromString("dtype");
+  g.s_kind = PyUnicode_InternFromString("kind");
+  g.s_shape = PyUnicode_InternFromString("shape");
+  g.ready = true;
+}
+
+// A Variable (a Variable-named class with an `array` attribute) becomes a new
+// reference to its array; anything else a new reference to itself. Null with an
+// exception set on failure.
+PyObject* unwrap_variable(PyObject* o) {
+  PyTypeObject* t = Py_TYPE(o);
+  if (PyFloat_Check(o) || PyLong_Check(o) || t == g.ndarray || !is_variable_type(t)) {
+    Py_INCREF(o);
+    return o;
+  }
+  PyObject* array = PyObject_GetAttr(o, g.s_array);
+  if (array == nullptr && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    PyErr_Clear();  // named Variable but not Chainer's: an ordinary object
+    Py_INCREF(o);
+    return o;
+  }
+  return array;
+}
+
+// Classifies an (already unwrapped) value or weight as Chainer would and reads
+// it when it is a host real scalar. Never leaves a Python exception set.
+ScalarRead read_scalar(PyObject* o) {
+  ScalarRead r{ScalarKind::Host, 0.0, false, nullptr};
+  // Fast paths: Python float (and numpy.float64, a float subclass), bool, int.
+  if (PyFloat_Check(o)) {
+    r.value = PyFloat_AS_DOUBLE(o);
+    return r;
+  }
+  if (PyLong_Check(o)) {
+    r.integer = true;
+    r.value = PyLong_AsDouble(o);
+    if (r.value == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      r.kind = ScalarKind::Bad;
+      r.why = "the integer is too large for float64";
+    }
+    return r;
+  }
+  PyTypeObject* t = Py_TYPE(o);
+  for (const auto& f : g.scalars) {
+    if (f.type == t) {
+      r.value = read_raw(scalar_payload(o), f.raw, false);
+      r.integer = raw_is_integer(f.raw);
+      return r;
+    }
+  }
+  // Strings and bytes pass numpy.isscalar (Chainer then fails on `+=`).
+  if (PyUnicode_Check(o) || PyBytes_Check(o)) {
+    r.kind = ScalarKind::Bad;
+    r.why = "strings and bytes are not numbers";
+    return r;
+  }
+  if (PyComplex_Check(o)) {
+    r.kind = ScalarKind::Bad;
+    r.why = "complex values are not supported";
+    return r;
+  }
+  if (PyObject_TypeCheck(o, g.ndarray)) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(o, &view, PyBUF_FORMAT | PyBUF_STRIDES) == 0) {
+      const int nd = view.ndim;
+      Raw raw;
+      bool swap = false;
+      const bool known = nd == 0 && raw_from_format(view.format, view.itemsize, &raw, &swap);
+      const bool complex_fmt = view.format != nullptr && std::strchr(view.format, 'Z') != nullptr;
+      const bool text_fmt = view.format != nullptr &&
+                            (std::strchr(view.format, 's') != nullptr || std::strchr(view.format, 'w') != nullptr);
+      if (known) {
+        r.value = read_raw(view.buf, raw, swap);
+        r.integer = raw_is_integer(raw);
+      }
+      PyBuffer_Release(&view);
+      if (nd != 0) {
+        r.kind = ScalarKind::NotScalar;
+        return r;
+      }
+      if (known) return r;
+      if (complex_fmt) {
+        r.kind = ScalarKind::Bad;
+        r.why = "complex values are not supported";
+        return r;
+      }
+      if (text_fmt) {
+        r.kind = ScalarKind::Bad;
+        r.why = "strings and bytes are not numbers";
+        return r;
+      }
+    } else {
+      PyErr_Clear();  // e.g. datetime arrays: no buffer; decide by ndim below
+    }
+    if (ndim_of(o) != 0) {
+      r.kind = ScalarKind::NotScalar;
+      return r;
+    }
+    read_by_float(o, r);  // long double, object arrays, ...
+    return r;
+  }
+  int is_generic = PyObject_IsInstance(o, g.generic);
+  if (is_generic < 0) { PyErr_Clear(); is_generic = 0; }
+  if (is_generic) {  // numpy scalars without a fast path: long double, complex64, datetime64, ...
+    int is_complex = PyObject_IsInstance(o, g.complexfloating);
+    if (is_complex < 0) { PyErr_Clear(); is_complex = 0; }
+    if (is_complex) {
+      r.kind = ScalarKind::Bad;
+      r.why = "complex values are not supported";
+      return r;
+    }
+    read_by_float(o, r);
+    return r;
+  }
+  // Device arrays: accepted only when 0-d, like every other array.
+  // Look on the type first: evaluating CuPy's property builds a dict.
+  if (PyObject_HasAttr(reinterpret_cast<PyObject*>(Py_TYPE(o)), g.s_cai) || PyObject_HasAttr(o, g.s_cai)) {
+    long nd = ndim_of(o);
+    if (nd < 0) {  // a bare __cuda_array_interface__ object: use its shape
+      PyObject* cai = PyObject_GetAttr(o, g.s_cai);
+      if (cai != nullptr && PyDict_Check(cai)) {
+        PyObject* shape = PyDict_GetItemWithError(cai, g.s_shape);
+        if (shape != nullptr && PyTuple_Check(shape)) nd = static_cast<long>(PyTuple_GET_SIZE(shape));
+      }
+      Py_XDECREF(cai);
+      if (PyErr_Occurred()) PyErr_Clear();
+    }
+    r.kind = nd == 0 ? ScalarKind::Device : ScalarKind::NotScalar;
+    return r;
+  }
+  if (ndim_of(o) == 0) {  // other 0-d arrays (ChainerX, torch, ...)
+    read_by_float(o, r);
+    return r;
+  }
+  int is_number = PyObject_IsInstance(o, g.number_abc);  // Fraction, Decimal, ...
+  if (is_number < 0) { PyErr_Clear(); is_number = 0; }
+  if (is_number) {
+    int is_real = PyObject_IsInstance(o, g.real_abc);
+    if (is_real < 0) { PyErr_Clear(); is_real = 0; }
+    if (!is_real) {
+      r.kind = ScalarKind::Bad;
+      r.why = "complex values are not supported";
+      return r;
+    }
+    read_by_float(o, r);
+    return r;
+  }
+  // memoryview is in numpy.ScalarType, so Chainer accepts it and then fails.
+  if (PyMemoryView_Check(o)) {
+    r.kind = ScalarKind::Bad;
+    r.why = "memoryview is not a number";
+    return r;
+  }
+  r.kind = ScalarKind::NotScalar;
+  return r;
+}
+
+bool has_integer_dtype(PyObject* o) {
+  bool integral = false;
+  PyObject* dt = PyObject_GetAttr(o, g.s_dtype);
+  if (dt != nullptr) {
+    PyObject* kind = PyObject_GetAttr(dt, g.s_kind);
+    if (kind != nullptr && PyUnicode_Check(kind)) {
+      const char* k = PyUnicode_AsUTF8(kind);
+      integral = k != nullptr && (k[0] == 'i' || k[0] == 'u' || k[0] == 'b') && k[1] == '\0';
+    }
+    Py_XDECREF(kind);
+    Py_DECREF(dt);
+  }
+  if (PyErr_Occurred()) PyErr_Clear();
+  return integral;
+}
+
+}  // namespace fmpy

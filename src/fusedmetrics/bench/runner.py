@@ -152,26 +152,37 @@ def run(argv):
     ctx.progress.close()
 
     doc["machine"] = machine.describe(cupy)
-    print(report.render(doc, SUITES))
+    # Files first: a reader of stdout that goes away (`| head`) must not cost the results.
+    written = []
     if args.json:
         report.write_json(doc, args.json)
-        print(f"\nJSON written to {args.json}")
-    _write_extras(doc, args)
+        written.append(f"JSON written to {args.json}")
+    written += _write_extras(doc, args)
+    try:
+        print(report.render(doc, SUITES))
+        for line in written:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stderr.close()   # nothing more can be shown; the exit code still tells
     return 1 if any(s["status"] == "error" for s in doc["suites"].values()) else 0
 
 
 def _write_extras(doc, args):
+    """Write --markdown and --plot; return the lines that say what was written."""
+    written = []
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(report.markdown(doc, SUITES))
-        print(f"markdown written to {args.markdown}")
+        written.append(f"markdown written to {args.markdown}")
     if args.plot:
         from .plot import write_plot
         why = write_plot(doc, args.plot)
         if why:
             print(why, file=sys.stderr)
         else:
-            print(f"plot written to {args.plot}")
+            written.append(f"plot written to {args.plot}")
+    return written
 
 
 def _from_json(args):
@@ -179,5 +190,6 @@ def _from_json(args):
     with open(args.from_json) as f:
         doc = json.load(f)
     print(report.render(doc, SUITES))
-    _write_extras(doc, args)
+    for line in _write_extras(doc, args):
+        print(line)
     return 0

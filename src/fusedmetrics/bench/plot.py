@@ -58,11 +58,14 @@ def _bars(ax, labels, series, ylabel, title, target=None, target_label=None, log
         from matplotlib.ticker import ScalarFormatter
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ScalarFormatter())
+    if values:   # head room so the legend does not cover the bars
+        top = max(values + ([target] if target else []))
+        ax.set_ylim(top=top * (3.0 if ax.get_yscale() == "log" else 1.35))
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
 
 
 def _shape_label(r):
@@ -89,13 +92,17 @@ def _speedup(ax, acc):
                           label=None if marked else "target vs numpy (issue 2)")
                 marked = True
         if marked:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", ncol=2)
 
 
 def _ceiling(ax, acc):
-    _bars(ax, [_shape_label(r) for r in acc], {"ours": [r["pct_of_ceiling"] for r in acc]},
-          "% of ceiling", f"accuracy_counts GB/s as % of {acc[0]['ceiling']}", target=80.0,
-          target_label="80% target (CPU)", fmt="{:.0f}%")
+    series = {f"% of {acc[0]['ceiling']}": [r["pct_of_ceiling"] for r in acc]}
+    if any("pct_of_ceiling_mt" in r for r in acc):
+        series["% of all-core read (best numpy.sum split over threads)"] = [r.get("pct_of_ceiling_mt") for r in acc]
+    target = 85.0 if acc[0]["device"] == "cuda" else 80.0
+    _bars(ax, [_shape_label(r) for r in acc], series, "% of ceiling",
+          "accuracy_counts GB/s (logits + labels read once) as % of the memory ceiling", target=target,
+          target_label=f"{target:.0f}% target", fmt="{:.0f}%")
 
 
 # Issue 3's targets for 8 keys on the CPU.
@@ -114,7 +121,7 @@ def _summary(ax, res):
                       label=None if marked else "target (issue 3)")
             marked = True
     if marked:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", ncol=2)
 
 
 def _evaluator(ax, res):

@@ -8,7 +8,7 @@
 #      against a device-to-device copy of the same bytes, with CUDA events (median),
 #      and times DeviceMomentStore.add (wall clock per add) for 1, 8 and 64 keys.
 # Results go to $OUT (default bench/out): build.log, gpu_tests.log, gpu_tests.xml,
-# gpu_bench.json, gpu_bench.md.
+# gpu_bench.json, gpu_bench.md, harness_gpu.json, harness_gpu.md.
 #
 # Environment: PYTHON (default python3), OUT, GIB (logit bytes per buffer in GiB,
 # default 1), REPS (timed calls per case, default 30), SKIP_BUILD=1, SKIP_TESTS=1.
@@ -33,7 +33,7 @@ fi
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "== GPU tests (log: $OUT/gpu_tests.log)"
-  "$PY" -m pytest tests/gpu tests/test_cuda_build.py -q -rs -p no:cacheprovider \
+  "$PY" -m pytest tests/gpu tests/test_summary_gpu.py tests/test_cuda_build.py -q -rs -p no:cacheprovider \
     --junitxml="$OUT/gpu_tests.xml" >"$OUT/gpu_tests.log" 2>&1 || status=1
   tail -25 "$OUT/gpu_tests.log"
 fi
@@ -160,4 +160,8 @@ with open(os.path.join(out_dir, "gpu_bench.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PYEOF
+# The packaged harness on the GPU as well (Chainer is absent on the H200 image: its
+# baselines and the evaluator suite are skipped with a note).
+"$PY" -m fusedmetrics.bench --device cuda --dtype float32,float16 --no-progress \
+  --json "$OUT/harness_gpu.json" --markdown "$OUT/harness_gpu.md" || status=1
 exit $status

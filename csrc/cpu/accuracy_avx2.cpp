@@ -49,11 +49,15 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, in
   const int64_t C = task.C;
   const __m256i low_active = H::lanes_below(C), high_active = H::lanes_below(C - W);
   const uint32_t valid = _bzhi_u32(~0u, unsigned(C));
+  // Locals, not task fields, so they stay in registers (see the AVX-512 kernel).
+  const int64_t ys_n = task.ys_n, ts_n = task.ts_n, k = task.k, ignore = task.ignore;
+  const bool has_ignore = task.has_ignore;
+  const auto* row = y + r0 * ys_n;
+  const Label* label = labels + r0 * ts_n;
   int64_t correct = 0, total = 0;
-  for (int64_t n = r0; n < r1; ++n) {
-    const auto* row = y + n * task.ys_n;
-    const auto t = static_cast<int64_t>(labels[n * task.ts_n]);
-    const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
+  for (int64_t n = r0; n < r1; ++n, row += ys_n, label += ts_n) {
+    const auto t = static_cast<int64_t>(*label);
+    const int kind = fm::classify_label(t, C, has_ignore, ignore);
     const int64_t target = kind == fm::kLabelValid ? t : 0;
     const auto low = H::load(row, low_active), high = H::load(row + W, high_active);
     const auto v = H::splat(row[target]);
@@ -66,7 +70,7 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, in
     const uint32_t above_number = (not_less & before) | (not_less_equal & after);
     const uint32_t above = (nan >> target) & 1 ? nan & before : above_number;
     total += kind != fm::kLabelIgnored;
-    correct += (kind == fm::kLabelValid) & (int64_t(_mm_popcnt_u32(above)) < task.k);
+    correct += (kind == fm::kLabelValid) & (int64_t(_mm_popcnt_u32(above)) < k);
   }
   return {correct, total};
 }

@@ -103,11 +103,16 @@ fm::cpu::Counts count_flat_rows_one_vector(const fm::cpu::AccuracyTask& task, in
   const auto* labels = reinterpret_cast<const Label*>(task.t);
   const int64_t C = task.C;
   const auto valid = first_lanes<V>(C);
+  // Locals, not task fields: the compiler cannot prove the fields unchanged by the
+  // stores below and would reload them every row.
+  const int64_t ys_n = task.ys_n, ts_n = task.ts_n, k = task.k, ignore = task.ignore;
+  const bool has_ignore = task.has_ignore;
+  const auto* row = y + r0 * ys_n;
+  const Label* label = labels + r0 * ts_n;
   int64_t correct = 0, total = 0;
-  for (int64_t n = r0; n < r1; ++n) {
-    const auto* row = y + n * task.ys_n;
-    const auto t = static_cast<int64_t>(labels[n * task.ts_n]);
-    const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
+  for (int64_t n = r0; n < r1; ++n, row += ys_n, label += ts_n) {
+    const auto t = static_cast<int64_t>(*label);
+    const int kind = fm::classify_label(t, C, has_ignore, ignore);
     const int64_t target = kind == fm::kLabelValid ? t : 0;  // a safe index for every row
     const auto x = V::load(row, valid);
     const auto v = V::broadcast_lane(x, target);  // the target's score, already widened
@@ -119,7 +124,7 @@ fm::cpu::Counts count_flat_rows_one_vector(const fm::cpu::AccuracyTask& task, in
     const uint32_t above = (nan >> target) & 1 ? nan & before : above_number;
     const int64_t rank = _mm_popcnt_u32(above);
     total += kind != fm::kLabelIgnored;
-    correct += (kind == fm::kLabelValid) & (rank < task.k);
+    correct += (kind == fm::kLabelValid) & (rank < k);
   }
   return {correct, total};
 }

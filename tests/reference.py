@@ -3,8 +3,10 @@ import numpy as np
 
 
 def to_float64(y):
-    """Scores as float64 (exact for every float dtype we accept, bfloat16 included)."""
-    return np.asarray(y).astype(np.float64)
+    """Scores as float64 (exact for every float dtype we accept, bfloat16 included).
+    Signalling NaNs raise the invalid flag when widened; they stay NaN, which is all we need."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(y).astype(np.float64)
 
 
 def top_k_counts(y, t, ignore_label=None, k=1):

@@ -199,3 +199,27 @@ def test_buffer_protocol_and_variable_like_inputs():
         def __init__(self, array):
             self.array = array
     np.testing.assert_array_equal(fm.accuracy_counts(Variable(y), t), expected)
+
+
+NAN_BITS = {
+    np.float16: (np.uint16, [0x7C01, 0xFC01, 0xFE00, 0x7FFF]),
+    np.float32: (np.uint32, [0x7F800001, 0xFF800001, 0xFFC00000, 0x7FFFFFFF]),
+    np.float64: (np.uint64, [0x7FF0000000000001, 0xFFF8000000000000, 0x7FFFFFFFFFFFFFFF]),
+}
+
+
+@pytest.mark.parametrize("dtype", sorted(NAN_BITS, key=lambda d: np.dtype(d).itemsize))
+@pytest.mark.parametrize("C", [3, 8, 16, 30, 100])
+def test_every_nan_payload_counts_as_nan(isa, dtype, C):
+    """Signalling, negative and smallest-payload NaNs rank like any NaN (kernels that
+    work on bit patterns must classify all of them)."""
+    rng = np.random.default_rng(C)
+    bits_dtype, payloads = NAN_BITS[dtype]
+    y = rng.standard_normal((400, C)).astype(dtype)
+    mask = rng.random(y.shape) < 0.15
+    nan_bits = rng.choice(np.array(payloads, dtype=bits_dtype), size=int(mask.sum()))
+    y.view(bits_dtype)[mask] = nan_bits
+    assert np.isnan(y[mask]).all()
+    t = rng.integers(0, C, 400)
+    for k in (1, 2):
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))

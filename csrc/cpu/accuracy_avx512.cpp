@@ -24,8 +24,6 @@ struct F32x16 {
   static Vec splat(float v) { return _mm512_set1_ps(v); }
   static Mask not_less(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLT_UQ); }
   static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLE_UQ); }
-  static Mask is_nan(Vec x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
-  static Vec broadcast_lane(Vec x, int64_t lane) { return _mm512_permutexvar_ps(_mm512_set1_epi32(int(lane)), x); }
   static float scalar(const float* p, int64_t i) { return p[i]; }
 };
 
@@ -54,8 +52,6 @@ struct F64x8 {
   static Vec splat(double v) { return _mm512_set1_pd(v); }
   static Mask not_less(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLT_UQ); }
   static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLE_UQ); }
-  static Mask is_nan(Vec x) { return _mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q); }
-  static Vec broadcast_lane(Vec x, int64_t lane) { return _mm512_permutexvar_pd(_mm512_set1_epi64(lane), x); }
   static double scalar(const double* p, int64_t i) { return p[i]; }
 };
 
@@ -93,16 +89,72 @@ int64_t count_ranked_above(const typename V::Storage* row, int64_t j0, int64_t j
   return count;
 }
 
-// Flat rows (M == 1) of at most one vector: the common "many samples, few classes"
+// Scores as integer order keys (fm::order_key in accuracy_rule.h), a whole row of up
+// to kLanes classes in one register. With keys, the rule is two signed compares and
+// needs no NaN case: before the target "key >= target key", after it "key > target key".
+struct Keys16 {  // float16 / bfloat16: 32 lanes of int16 keys
+  using Storage = uint16_t;
+  using Mask = __mmask32;
+  static constexpr int kLanes = 32;
+  static __m512i load(const uint16_t* p, Mask m) { return _mm512_maskz_loadu_epi16(m, p); }
+  static __m512i keys(__m512i bits, int16_t inf_bits) {
+    const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi16(0x7fff));
+    const __m512i key = _mm512_mask_sub_epi16(magnitude, _mm512_movepi16_mask(bits), _mm512_setzero_si512(), magnitude);
+    const Mask nan = _mm512_cmpgt_epi16_mask(magnitude, _mm512_set1_epi16(inf_bits));
+    return _mm512_mask_mov_epi16(key, nan, _mm512_set1_epi16(0x7fff));
+  }
+  static __m512i lane(__m512i v, int64_t i) { return _mm512_permutexvar_epi16(_mm512_set1_epi16(short(i)), v); }
+  static Mask at_least(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpge_epi16_mask(m, a, b); }
+  static Mask greater(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpgt_epi16_mask(m, a, b); }
+};
+struct Float16Keys : Keys16 {
+  static __m512i keys(__m512i bits) { return Keys16::keys(bits, 0x7c00); }
+};
+struct BFloat16Keys : Keys16 {
+  static __m512i keys(__m512i bits) { return Keys16::keys(bits, 0x7f80); }
+};
+
+struct Float32Keys {  // 16 lanes of int32 keys
+  using Storage = float;
+  using Mask = __mmask16;
+  static constexpr int kLanes = 16;
+  static __m512i load(const float* p, Mask m) { return _mm512_maskz_loadu_epi32(m, p); }
+  static __m512i keys(__m512i bits) {
+    const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff));
+    const __m512i key = _mm512_mask_sub_epi32(magnitude, _mm512_movepi32_mask(bits), _mm512_setzero_si512(), magnitude);
+    const Mask nan = _mm512_cmpgt_epi32_mask(magnitude, _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_mov_epi32(key, nan, _mm512_set1_epi32(0x7fffffff));
+  }
+  static __m512i lane(__m512i v, int64_t i) { return _mm512_permutexvar_epi32(_mm512_set1_epi32(int(i)), v); }
+  static Mask at_least(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpge_epi32_mask(m, a, b); }
+  static Mask greater(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpgt_epi32_mask(m, a, b); }
+};
+
+struct Float64Keys {  // 8 lanes of int64 keys
+  using Storage = double;
+  using Mask = __mmask8;
+  static constexpr int kLanes = 8;
+  static __m512i load(const double* p, Mask m) { return _mm512_maskz_loadu_epi64(m, p); }
+  static __m512i keys(__m512i bits) {
+    const __m512i magnitude = _mm512_and_si512(bits, _mm512_set1_epi64(0x7fffffffffffffffLL));
+    const __m512i key = _mm512_mask_sub_epi64(magnitude, _mm512_movepi64_mask(bits), _mm512_setzero_si512(), magnitude);
+    const Mask nan = _mm512_cmpgt_epi64_mask(magnitude, _mm512_set1_epi64(0x7ff0000000000000LL));
+    return _mm512_mask_mov_epi64(key, nan, _mm512_set1_epi64(0x7fffffffffffffffLL));
+  }
+  static __m512i lane(__m512i v, int64_t i) { return _mm512_permutexvar_epi64(_mm512_set1_epi64(i), v); }
+  static Mask at_least(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpge_epi64_mask(m, a, b); }
+  static Mask greater(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpgt_epi64_mask(m, a, b); }
+};
+
+// Flat rows (M == 1) that fit one register: the common "many samples, few classes"
 // case, bound by per-row work rather than bytes. One masked load per row and no
-// data-dependent branch: out-of-range and ignored labels are masked out of the sum,
-// and a NaN target (beaten only by an earlier NaN) is selected, not branched to.
-template <class V, class Label>
-fm::cpu::Counts count_flat_rows_one_vector(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  const auto* y = reinterpret_cast<const typename V::Storage*>(task.y);
+// data-dependent branch: out-of-range and ignored labels are masked out of the sums.
+template <class K, class Label>
+fm::cpu::Counts count_flat_rows_by_keys(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  const auto* y = reinterpret_cast<const typename K::Storage*>(task.y);
   const auto* labels = reinterpret_cast<const Label*>(task.t);
   const int64_t C = task.C;
-  const auto valid = first_lanes<V>(C);
+  const uint32_t valid = _bzhi_u32(~0u, unsigned(C));  // C <= kLanes <= 32
   // Locals, not task fields: the compiler cannot prove the fields unchanged by the
   // stores below and would reload them every row.
   const int64_t ys_n = task.ys_n, ts_n = task.ts_n, k = task.k, ignore = task.ignore;
@@ -114,17 +166,13 @@ fm::cpu::Counts count_flat_rows_one_vector(const fm::cpu::AccuracyTask& task, in
     const auto t = static_cast<int64_t>(*label);
     const int kind = fm::classify_label(t, C, has_ignore, ignore);
     const int64_t target = kind == fm::kLabelValid ? t : 0;  // a safe index for every row
-    const auto x = V::load(row, valid);
-    const auto v = V::broadcast_lane(x, target);  // the target's score, already widened
-    // target < C <= kLanes, so BZHI needs no clamp; before and after are disjoint.
-    const uint32_t before = _bzhi_u32(valid, unsigned(target));
-    const uint32_t after = valid & ~_bzhi_u32(valid, unsigned(target + 1));
-    const uint32_t nan = V::is_nan(x);
-    const uint32_t above_number = (V::not_less(x, v) & before) | (V::not_less_equal(x, v) & after);
-    const uint32_t above = (nan >> target) & 1 ? nan & before : above_number;
-    const int64_t rank = _mm_popcnt_u32(above);
+    const __m512i key = K::keys(K::load(row, typename K::Mask(valid)));
+    const __m512i target_key = K::lane(key, target);
+    const auto before = typename K::Mask(_bzhi_u32(valid, unsigned(target)));
+    const auto after = typename K::Mask(valid & ~_bzhi_u32(valid, unsigned(target + 1)));
+    const uint32_t above = uint32_t(K::at_least(before, key, target_key)) | uint32_t(K::greater(after, key, target_key));
     total += kind != fm::kLabelIgnored;
-    correct += (kind == fm::kLabelValid) & (rank < k);
+    correct += (kind == fm::kLabelValid) & (int64_t(_mm_popcnt_u32(above)) < k);
   }
   return {correct, total};
 }
@@ -136,7 +184,6 @@ fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, i
   const auto* labels = reinterpret_cast<const Label*>(task.t);
   const int64_t C = task.C;
   const bool one_vector = C <= V::kLanes;
-  if (one_vector && task.M == 1) return count_flat_rows_one_vector<V, Label>(task, r0, r1);
   const bool prefetch = task.M == 1 && C * int64_t(sizeof(typename V::Storage)) >= 1024;
   fm::cpu::Counts counts;
   for (int64_t r = r0; r < r1; ++r) {
@@ -179,9 +226,28 @@ fm::cpu::Counts count_rows_simd_any_label(const fm::cpu::AccuracyTask& task, int
   });
 }
 
+template <class K>
+fm::cpu::Counts count_flat_rows_by_keys_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  return with_label_type(task.t_code, [&](auto label) {
+    return count_flat_rows_by_keys<K, decltype(label)>(task, r0, r1);
+  });
+}
+
+// The flat one-register kernel for this dtype, or nullptr if the rows do not fit.
+fm::cpu::CountRowsFn flat_kernel_by_keys(const fm::cpu::AccuracyTask& task) {
+  if (task.M != 1 || task.ys_c != 1) return nullptr;
+  switch (task.y_code) {
+    case fm::kF16: return task.C <= Float16Keys::kLanes ? count_flat_rows_by_keys_any_label<Float16Keys> : nullptr;
+    case fm::kBF16: return task.C <= BFloat16Keys::kLanes ? count_flat_rows_by_keys_any_label<BFloat16Keys> : nullptr;
+    case fm::kF32: return task.C <= Float32Keys::kLanes ? count_flat_rows_by_keys_any_label<Float32Keys> : nullptr;
+    default: return task.C <= Float64Keys::kLanes ? count_flat_rows_by_keys_any_label<Float64Keys> : nullptr;
+  }
+}
+
 }  // namespace
 
 fm::cpu::Counts fm::cpu::count_rows_avx512(const AccuracyTask& task, int64_t r0, int64_t r1) {
+  if (const CountRowsFn flat = flat_kernel_by_keys(task)) return flat(task, r0, r1);
   if (task.ys_c == 1) {
     switch (task.y_code) {
       case fm::kF32: return count_rows_simd_any_label<F32x16>(task, r0, r1);

@@ -45,6 +45,20 @@ FM_HD int ranks_above_before_target(F x, F v) { return int(!(x < v)); }
 template <class F>
 FM_HD int ranks_above_after_target(F x, F v) { return int(!(x <= v)); }
 
+// The same rule as integer compares. Map each score's bits to a key that orders like
+// numpy's argmax order: -0.0 and +0.0 share a key, every NaN gets the largest key.
+// Then, for any target (NaN or not), a class before the target ranks above it iff
+// key(x) >= key(v), and a class after it iff key(x) > key(v): no NaN special case.
+// (For a NaN target, key(v) is the largest key, so only an earlier NaN ties it.)
+// Works for binary16 (kSignBit 0x8000, kInfBits 0x7c00), bfloat16 (0x8000, 0x7f80),
+// binary32 and binary64; SIMD kernels apply it lane-wise.
+template <class Int, class UInt>
+FM_HD Int order_key(UInt bits, UInt sign_bit, UInt inf_bits) {
+  const UInt magnitude = bits & UInt(sign_bit - 1);
+  if (magnitude > inf_bits) return Int(sign_bit - 1);  // NaN: above +inf
+  return (bits & sign_bit) ? -Int(magnitude) : Int(magnitude);
+}
+
 // The number of classes ranked above the target, counted until it reaches k.
 // load(j) returns the score of class j as F.
 template <class F, class Load>

@@ -179,6 +179,21 @@ def test_empty_and_all_ignored():
     np.testing.assert_array_equal(fm.accuracy_counts(np.zeros((3, 0), np.float32), np.zeros(3, int)), [0, 3])
 
 
+@pytest.mark.parametrize("y_shape,y_strides,t_shape", [
+    ((200000, 0), (4096, 4), (200000,)),      # flat rows: kernels must not read class 0 of an empty row
+    ((64, 0, 4096), (1 << 20, 4, 4), (64, 4096)),  # class-strided pixels
+    ((64, 0, 4096), (1 << 20, 1 << 16, 4), (64, 4096)),
+])
+def test_no_classes_reads_no_scores(isa, y_shape, y_strides, t_shape):
+    """C == 0: every row is wrong but counted, and y (which holds no element) is never read."""
+    y = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=y_shape, strides=y_strides)
+    t = np.zeros(t_shape, np.int32)
+    t.flat[::3] = -1
+    expected_total = t.size - t.size // 3 - (t.size % 3 > 0)
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t), [0, t.size])
+    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=-1), [0, expected_total])
+
+
 def test_top_k_at_least_C_counts_every_kept_row():
     rng = np.random.default_rng(5)
     y = adversarial_scores(rng, (200, 6), np.float32)

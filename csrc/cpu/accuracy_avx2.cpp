@@ -85,7 +85,8 @@ fm::cpu::Counts count_flat_rows_any_label(const fm::cpu::AccuracyTask& task, int
 }  // namespace
 
 fm::cpu::Counts fm::cpu::count_rows_avx2(const AccuracyTask& task, int64_t r0, int64_t r1) {
-  if (task.M == 1 && task.ys_c == 1) {
+  // These kernels read row[0] for rows they then mask out: only safe when C >= 1.
+  if (task.M == 1 && task.ys_c == 1 && task.C >= 1) {
     if (task.y_code == fm::kF32 && task.C <= 2 * F32Half::kLanes) return count_flat_rows_any_label<F32Half>(task, r0, r1);
     if (task.y_code == fm::kF64 && task.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>(task, r0, r1);
   }

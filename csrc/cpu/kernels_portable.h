@@ -164,7 +164,8 @@ fm::cpu::Counts count_rows_vertical(const fm::cpu::AccuracyTask& task, int64_t r
 template <int Code>
 fm::cpu::Counts count_rows_portable_typed(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
   if (task.ys_c == 1) return count_rows_contiguous<Code>(task, r0, r1);
-  if (task.M > 1 && task.ys_m == 1 && task.C < (int64_t(1) << 31)) {
+  // The vertical kernel reads class 0 for rows it then masks out: only safe when C >= 1.
+  if (task.M > 1 && task.ys_m == 1 && task.C >= 1 && task.C < (int64_t(1) << 31)) {
     return with_label_type(task.t_code, [&](auto label) {
       return count_rows_vertical<Code, decltype(label)>(task, r0, r1);
     });

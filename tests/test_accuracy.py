@@ -216,6 +216,16 @@ def test_buffer_protocol_and_variable_like_inputs():
     np.testing.assert_array_equal(fm.accuracy_counts(Variable(y), t), expected)
 
 
+def test_non_native_byte_order():
+    rng = np.random.default_rng(8)
+    y = adversarial_scores(rng, (300, 10), np.float32, levels=3)
+    t = labels_for(rng, (300,), 10, np.int32)
+    expected = top_k_counts(y, t, 3)
+    swapped_y, swapped_t = y.astype(y.dtype.newbyteorder()), t.astype(t.dtype.newbyteorder())
+    for yy, tt in ((swapped_y, t), (y, swapped_t), (swapped_y, swapped_t), (swapped_y, swapped_t)):  # twice: cached plans
+        np.testing.assert_array_equal(fm.accuracy_counts(yy, tt, 3), expected)
+
+
 NAN_BITS = {
     np.float16: (np.uint16, [0x7C01, 0xFC01, 0xFE00, 0x7FFF]),
     np.float32: (np.uint32, [0x7F800001, 0xFF800001, 0xFFC00000, 0x7FFFFFFF]),

@@ -75,6 +75,10 @@ def _host_counts(y, t, ignore_label, k, out):
     _layout.check_shapes(y.shape, t.shape)
     has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
     out = _host_out(out)
+    if not (y.dtype.isnative and t.dtype.isnative):  # the kernels read native byte order
+        key = None
+        y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
+        t = t if t.dtype.isnative else t.astype(t.dtype.newbyteorder("="))
     view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
     if view.y_contiguous_copy or view.t_contiguous_copy:
         key = None  # the plan would describe the copies, not these arrays

@@ -209,6 +209,7 @@ def test_buffer_protocol_and_variable_like_inputs():
     t = rng.integers(0, 5, 30).astype(np.int32)
     expected = argmax_counts(y, t)
     np.testing.assert_array_equal(fm.accuracy_counts(memoryview(y), memoryview(t)), expected)
+    assert fm.accuracy(memoryview(y), memoryview(t)) == np.float32(expected[0] / expected[1])
 
     class Variable:  # duck-typed chainer.Variable
         def __init__(self, array):

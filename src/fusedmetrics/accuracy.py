@@ -162,6 +162,8 @@ def accuracy(y, t, ignore_label=None):
     without ``ignore_label`` gives NaN, as in Chainer.
     """
     y = _unwrap(y)
+    if not (_is_device(y) or isinstance(y, np.ndarray)):
+        y = _host_array(y, "y")  # buffer-protocol input has no .dtype
     return accuracy_from_counts(accuracy_counts(y, t, ignore_label), y.dtype, ignore_label)
 
 

@@ -168,6 +168,13 @@ def test_out_accumulates_and_is_returned():
     np.testing.assert_array_equal(out, argmax_counts(y, t) + [5, 7])
 
 
+def test_out_may_be_an_ndarray_subclass(tmp_path):
+    y = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    out = np.memmap(tmp_path / "counts", dtype=np.int64, mode="w+", shape=(2,))
+    assert fm.accuracy_counts(y, np.array([1, 1]), out=out) is out
+    np.testing.assert_array_equal(out, [1, 2])
+
+
 def test_empty_and_all_ignored():
     y = np.zeros((0, 3), np.float32)
     t = np.zeros((0,), np.int32)

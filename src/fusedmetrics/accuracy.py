@@ -44,7 +44,7 @@ def _check_k(k):
 def _host_out(out):
     if out is None:
         return np.zeros(2, dtype=np.int64)
-    if type(out) is np.ndarray and out.dtype == np.int64 and out.shape == (2,) and out.flags.writeable:
+    if isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (2,) and out.flags.writeable:
         return out
     if _is_device(out):
         raise ValueError("out must be on the same device as y (the host); got a device array")

@@ -158,6 +158,24 @@ def test_threads_split_gives_same_counts(isa):
         fm.set_num_threads(before)
 
 
+def test_back_to_back_threaded_calls():
+    """Many short pool calls in a row, more threads than cores: workers that wake late
+    must not take part in the next call (each call's counts stay exact)."""
+    rng = np.random.default_rng(9)
+    y = adversarial_scores(rng, (40000, 10), np.float32, special_fraction=0.01, levels=4)  # 1.6 MB: 3 tasks
+    t = labels_for(rng, (40000,), 10, np.int32)
+    expected = argmax_counts(y, t)
+    before = fm.get_num_threads()
+    try:
+        fm.set_num_threads(8)
+        acc = np.zeros(2, np.int64)
+        for _ in range(300):
+            fm.accuracy_counts(y, t, out=acc)
+        np.testing.assert_array_equal(acc, expected * 300)
+    finally:
+        fm.set_num_threads(before)
+
+
 def test_out_accumulates_and_is_returned():
     rng = np.random.default_rng(4)
     out = np.array([5, 7], np.int64)

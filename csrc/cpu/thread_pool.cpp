@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -45,28 +46,38 @@ class Pool {
   int workers() const { return int(threads_.size()); }
 
   void run(int n_tasks, const std::function<void(int)>& task) {
+    uint32_t generation;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       task_ = &task;
       n_tasks_ = n_tasks;
-      next_.store(0);
       pending_ = n_tasks;
-      ++generation_;
+      generation = ++generation_;
+      claims_.store(uint64_t(generation) << 32);
     }
     wake_.notify_all();
-    drain();
+    drain(generation, &task, n_tasks);
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return pending_ == 0; });
     task_ = nullptr;
   }
 
  private:
-  void drain() {
+  // Takes the next task index of call `generation`. The index and the call share one
+  // atomic word, so a worker that wakes late (its call already over, the next one
+  // started) claims nothing of the next call: it would run it with the old call's
+  // task and, running an index twice, let run() return while a task still runs.
+  bool claim(uint32_t generation, int n_tasks, int& index) {
+    uint64_t c = claims_.load();
+    do {
+      if (uint32_t(c >> 32) != generation || int(uint32_t(c)) >= n_tasks) return false;
+    } while (!claims_.compare_exchange_weak(c, c + 1));
+    index = int(uint32_t(c));
+    return true;
+  }
+  void drain(uint32_t generation, const std::function<void(int)>* task, int n_tasks) {
     int finished = 0;
-    for (int i = next_.fetch_add(1); i < n_tasks_; i = next_.fetch_add(1)) {
-      (*task_)(i);
-      ++finished;
-    }
+    for (int i = 0; claim(generation, n_tasks, i); ++finished) (*task)(i);
     if (finished) {
       std::lock_guard<std::mutex> lock(mutex_);
       pending_ -= finished;
@@ -74,15 +85,19 @@ class Pool {
     }
   }
   void work() {
-    unsigned long long seen = 0;
+    uint32_t seen = 0;
     for (;;) {
+      const std::function<void(int)>* task;
+      int n_tasks;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
         if (stopping_) return;
         seen = generation_;
+        task = task_;  // null if that call is already over; claim() then fails
+        n_tasks = n_tasks_;
       }
-      drain();
+      drain(seen, task, n_tasks);
     }
   }
 
@@ -91,9 +106,9 @@ class Pool {
   std::condition_variable wake_, done_;
   const std::function<void(int)>* task_ = nullptr;
   int n_tasks_ = 0;
-  std::atomic<int> next_{0};
   int pending_ = 0;
-  unsigned long long generation_ = 0;
+  uint32_t generation_ = 0;
+  std::atomic<uint64_t> claims_{0};  // (generation << 32) | next task index
   bool stopping_ = false;
 };
 

@@ -17,6 +17,7 @@ void set_num_threads(int n);
 
 // Runs task(i) for i in [0, n_tasks) on up to n_tasks threads, the caller's among
 // them, and returns when all are done. Calls from several threads are serialised.
+// task must not throw (a throw on a worker thread would end the process).
 void parallel_for(int n_tasks, const std::function<void(int)>& task);
 
 }  // namespace fm::cpu

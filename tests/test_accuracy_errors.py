@@ -67,3 +67,14 @@ def test_error_leaves_out_unchanged():
     with pytest.raises(ValueError):
         fm.accuracy_counts(Y, np.zeros(5, np.int32), out=out)
     np.testing.assert_array_equal(out, [3, 9])
+
+
+@pytest.mark.parametrize("y_strides", [(2 ** 60, 2 ** 60, 1), (2 ** 61 + 1, 1, 1), (-(2 ** 62), 1, 1)])
+def test_plan_refuses_views_whose_offsets_overflow(y_strides):
+    """The C++ bounds check itself must not wrap around (the plan is reachable from Python)."""
+    from fusedmetrics import _core
+    plan = _core.AccuracyPlan(2, 2, 2, 1, y_strides, 2, (1, 1), False, 0, 1)
+    out = np.zeros(2, np.int64)
+    with pytest.raises(IndexError):
+        plan.count(np.zeros((2, 2), np.float32), np.ones(2, np.int32), out)
+    np.testing.assert_array_equal(out, [0, 0])

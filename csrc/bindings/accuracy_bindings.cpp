@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <array>
+#include <cmath>
 #include <stdexcept>
 
 #include "cpu/accuracy_task.h"
@@ -17,17 +18,26 @@ namespace py = pybind11;
 namespace {
 
 // Byte range [low, high) that a strided view touches; empty views touch nothing.
+// Strides are in units of `unit` bytes. Offsets are summed in double first: a view
+// reaching 2^62 bytes or more is refused, so the exact int64 sums cannot wrap around
+// (a wrapped sum could pass the bounds check and let the kernels read anywhere).
 struct Extent {
   int64_t low = 0, high = 0;
   bool empty = false;
 };
 
-template <size_t D>
-Extent view_extent(const std::array<int64_t, D>& shape, const std::array<int64_t, D>& byte_strides, int64_t itemsize) {
+template <class Size>
+Extent extent_of(size_t ndim, const Size* shape, const Size* strides, int64_t unit, int64_t itemsize) {
   Extent e;
-  for (size_t d = 0; d < D; ++d) {
+  double reach_bound = double(itemsize);
+  for (size_t d = 0; d < ndim; ++d) {
     if (shape[d] == 0) e.empty = true;
-    const int64_t reach = (shape[d] - 1) * byte_strides[d];
+    reach_bound += std::fabs(double(shape[d] - 1) * double(strides[d]) * double(unit));
+  }
+  if (e.empty) return e;
+  if (!(reach_bound < 0x1p62)) throw std::out_of_range("a strided view reaches 2^62 bytes or more");
+  for (size_t d = 0; d < ndim; ++d) {
+    const int64_t reach = int64_t(shape[d] - 1) * int64_t(strides[d]) * unit;
     (reach < 0 ? e.low : e.high) += reach;
   }
   e.high += itemsize;
@@ -35,14 +45,7 @@ Extent view_extent(const std::array<int64_t, D>& shape, const std::array<int64_t
 }
 
 Extent array_extent(const py::array& a) {
-  Extent e;
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    if (a.shape(d) == 0) e.empty = true;
-    const int64_t reach = (a.shape(d) - 1) * a.strides(d);
-    (reach < 0 ? e.low : e.high) += reach;
-  }
-  e.high += a.itemsize();
-  return e;
+  return extent_of(size_t(a.ndim()), a.shape(), a.strides(), 1, a.itemsize());
 }
 
 void require_inside(const Extent& view, const py::array& a, const char* name) {
@@ -74,9 +77,10 @@ class AccuracyPlan {
       throw std::invalid_argument("out must be a writeable int64 array of shape (2,)");
     const int64_t yi = y.itemsize(), ti = t.itemsize();
     const auto& p = task_;
-    if (p.C > 0)
-      require_inside(view_extent<3>({p.N, p.C, p.M}, {p.ys_n * yi, p.ys_c * yi, p.ys_m * yi}, yi), y, "y");
-    require_inside(view_extent<2>({p.N, p.M}, {p.ts_n * ti, p.ts_m * ti}, ti), t, "t");
+    const int64_t y_shape[] = {p.N, p.C, p.M}, y_strides[] = {p.ys_n, p.ys_c, p.ys_m};
+    const int64_t t_shape[] = {p.N, p.M}, t_strides[] = {p.ts_n, p.ts_m};
+    require_inside(extent_of(3, y_shape, y_strides, yi, yi), y, "y");
+    require_inside(extent_of(2, t_shape, t_strides, ti, ti), t, "t");
 
     fm::cpu::AccuracyTask task = task_;
     task.y = static_cast<const char*>(y.data());

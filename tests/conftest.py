@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 
@@ -19,12 +17,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not GPU_USABLE:
             item.add_marker(pytest.mark.skip(reason="needs CuPy and an NVIDIA GPU"))
-
-
-@pytest.fixture
-def every_isa():
-    """Yields each CPU ISA build usable here in turn is done by parametrising; this restores the default."""
-    from fusedmetrics import _core
-    before = _core.active_isa()
-    yield _core.usable_isas()
-    _core.set_active_isa(before)

@@ -1,5 +1,6 @@
 """fusedmetrics.accuracy against chainer.functions.accuracy itself."""
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def scores(rng, shape, dtype):
 ])
 @pytest.mark.parametrize("ignore_label", [None, -1, 2])
 def test_same_value_and_dtype_as_chainer(dtype, label_dtype, y_shape, t_shape, ignore_label):
-    rng = np.random.default_rng(hash((y_shape, ignore_label)) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(repr((y_shape, ignore_label)).encode()))  # hash(None) varies per run
     y = scores(rng, y_shape, dtype)
     t = rng.integers(-1, y_shape[1] + 1, t_shape).astype(label_dtype)
     expected = F.accuracy(y, t, ignore_label=ignore_label).array

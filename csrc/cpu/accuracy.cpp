@@ -25,15 +25,17 @@ CountRowsFn kernel_for(const std::string& isa) {
 Counts count_accuracy(const AccuracyTask& task) {
   const CountRowsFn kernel = kernel_for(active_isa());
   const int64_t rows = task.N * task.M;
-  const int64_t bytes = rows * (task.C * logit_itemsize(task.y_code) + label_itemsize(task.t_code));
-  int64_t n_threads = bytes / kMinBytesPerThread;
-  if (n_threads > get_num_threads()) n_threads = get_num_threads();
+  // In double: broadcast (zero-stride) inputs can have more "bytes" than int64 holds.
+  const double bytes = double(rows) * (double(task.C) * logit_itemsize(task.y_code) + label_itemsize(task.t_code));
+  int64_t n_threads = get_num_threads();
+  if (bytes < double(n_threads) * kMinBytesPerThread) n_threads = int64_t(bytes / kMinBytesPerThread);
   if (n_threads > rows) n_threads = rows;
   if (n_threads <= 1) return kernel(task, 0, rows);
 
   std::vector<Counts> partial(n_threads);
   parallel_for(int(n_threads), [&](int i) {
-    const int64_t begin = rows * i / n_threads, end = rows * (i + 1) / n_threads;
+    const int64_t share = rows / n_threads, extra = rows % n_threads;  // rows * i could overflow
+    const int64_t begin = i * share + (i < extra ? i : extra), end = begin + share + (i < extra);
     partial[i] = kernel(task, begin, end);
   });
   Counts total;

@@ -157,9 +157,12 @@ def accuracy(y, t, ignore_label=None):
     """What ``chainer.functions.accuracy(y, t, ignore_label).array`` returns, exactly.
 
     A 0-d array of y's dtype (on y's device), computed from the exact integer
-    counts, so float16 never overflows (Chainer's float16 mean gives inf beyond
-    65504 correct samples). All samples ignored gives 0.0 and an empty batch
-    without ``ignore_label`` gives NaN, as in Chainer.
+    counts. Deliberate difference: without ``ignore_label`` Chainer takes the mean
+    in y's dtype, so its float16 result overflows to inf beyond 65504 correct
+    samples and its float32 result drifts once a batch has more than 2**24 samples
+    (e.g. large segmentation batches); ours is then the correctly rounded ratio.
+    All samples ignored gives 0.0 and an empty batch without ``ignore_label``
+    gives NaN, as in Chainer.
     """
     y = _unwrap(y)
     if not (_is_device(y) or isinstance(y, np.ndarray)):

@@ -11,7 +11,7 @@ PYTHON=${PYTHON:-python3}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip
-"${PIP[@]}" install "numpy<2" "setuptools<70" wheel "pybind11>=2.12" "scikit-build-core>=0.10" ninja \
+"${PIP[@]}" install "numpy<2" "setuptools<70" wheel "pybind11>=2.12" "scikit-build-core>=0.10" "cmake>=3.24" ninja \
   "pytest>=7" "hypothesis>=6" "mpi4py>=3.1" mpich
 # Chainer's sdist imports pkg_resources while it builds: build it against the
 # setuptools<70 installed above instead of an isolated (newer) one.

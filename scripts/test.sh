@@ -14,7 +14,7 @@ VENV=${VENV:-.venv}
 VENV2=${VENV_NUMPY2:-.venv-np2}
 [ -x "$VENV2/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV2"
 PIP2=("$VENV2/bin/python" -m pip --disable-pip-version-check -q)
-"${PIP2[@]}" install "numpy>=2" ml_dtypes "mpi4py>=3.1" mpich "pybind11>=2.12" "scikit-build-core>=0.10" ninja "pytest>=7" "hypothesis>=6"
+"${PIP2[@]}" install "numpy>=2" ml_dtypes "mpi4py>=3.1" mpich "pybind11>=2.12" "scikit-build-core>=0.10" "cmake>=3.24" ninja "pytest>=7" "hypothesis>=6"
 CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} "${PIP2[@]}" install --no-build-isolation \
   --force-reinstall --no-deps -Cbuild-dir=build/numpy2 -Ccmake.define.FUSEDMETRICS_CUDA=OFF .
 "$VENV2/bin/python" -m pytest tests -q -p no:cacheprovider "$@"

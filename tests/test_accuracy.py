@@ -1,4 +1,8 @@
 """accuracy_counts / accuracy on the CPU against numpy float64 references."""
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -172,6 +176,34 @@ def test_back_to_back_threaded_calls():
         for _ in range(300):
             fm.accuracy_counts(y, t, out=acc)
         np.testing.assert_array_equal(acc, expected * 300)
+    finally:
+        fm.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_threaded_counts_in_a_forked_child():
+    """The pool's workers do not survive fork(); the child must start a fresh pool, not hang."""
+    rng = np.random.default_rng(10)
+    y = adversarial_scores(rng, (40000, 10), np.float32, special_fraction=0.01, levels=4)
+    t = labels_for(rng, (40000,), 10, np.int32)
+    expected = argmax_counts(y, t)
+    before = fm.get_num_threads()
+    try:
+        fm.set_num_threads(4)
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t), expected)  # the parent's pool exists now
+        pid = os.fork()
+        if pid == 0:  # child: exit code 0 only if threaded calls return the right counts
+            same = np.array_equal(fm.accuracy_counts(y, t), expected)
+            fm.set_num_threads(3)  # a new pool: the parent's (whose threads are gone) must not be joined
+            os._exit(0 if same and np.array_equal(fm.accuracy_counts(y, t), expected) else 1)
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in a threaded accuracy_counts call")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
     finally:
         fm.set_num_threads(before)
 

@@ -306,3 +306,21 @@ def test_every_nan_payload_counts_as_nan(isa, dtype, C):
     t = rng.integers(0, C, 400)
     for k in (1, 2):
         np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))
+
+
+def test_misaligned_buffers(isa):
+    """Arrays whose data sit at an odd byte offset (np.frombuffer) are read correctly."""
+    rng = np.random.default_rng(11)
+    for dtype, C in ((np.float32, 10), (np.float64, 100), (np.float16, 40)):
+        y_ok = adversarial_scores(rng, (257, C), dtype, levels=2)
+        t_ok = rng.integers(-1, C + 1, 257).astype(np.int32)
+        y_raw = bytearray(y_ok.nbytes + 1)
+        t_raw = bytearray(t_ok.nbytes + 1)
+        y = np.frombuffer(y_raw, dtype=dtype, offset=1, count=y_ok.size).reshape(y_ok.shape)
+        t = np.frombuffer(t_raw, dtype=np.int32, offset=1, count=t_ok.size)
+        y[...] = y_ok
+        t[...] = t_ok
+        assert not y.flags.aligned and not t.flags.aligned
+        for _ in range(2):  # the second call may find a cached plan for the aligned twin
+            np.testing.assert_array_equal(fm.accuracy_counts(y, t, -1), top_k_counts(y_ok, t_ok, -1))
+            np.testing.assert_array_equal(fm.accuracy_counts(y_ok, t_ok, -1), top_k_counts(y_ok, t_ok, -1))

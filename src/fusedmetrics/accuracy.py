@@ -63,7 +63,8 @@ _MAX_PLANS = 256
 
 def _host_counts(y, t, ignore_label, k, out):
     key = None
-    if type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int):
+    if (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
+            and y.flags.aligned and t.flags.aligned):
         key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, ignore_label, k)
         plan = _PLANS.get(key)
         if plan is not None:
@@ -79,6 +80,10 @@ def _host_counts(y, t, ignore_label, k, out):
         key = None
         y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
         t = t if t.dtype.isnative else t.astype(t.dtype.newbyteorder("="))
+    if not (y.flags.aligned and t.flags.aligned):  # the kernels read through typed pointers
+        key = None
+        y = y if y.flags.aligned else y.copy()
+        t = t if t.flags.aligned else t.copy()
     view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
     if view.y_contiguous_copy or view.t_contiguous_copy:
         key = None  # the plan would describe the copies, not these arrays

@@ -34,6 +34,9 @@ class Pool {
  public:
   explicit Pool(int workers) {
     for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+#if defined(__linux__)
+    have_allowed_ = sched_getaffinity(0, sizeof allowed_, &allowed_) == 0 && CPU_COUNT(&allowed_) > 1;
+#endif
   }
   ~Pool() {
     {
@@ -46,6 +49,7 @@ class Pool {
   int workers() const { return int(threads_.size()); }
 
   void run(int n_tasks, const std::function<void(int)>& task) {
+    keep_workers_off_caller_cpu();
     uint32_t generation;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -63,6 +67,22 @@ class Pool {
   }
 
  private:
+  // A woken worker tends to be placed on the waker's CPU; it then waits while the
+  // caller runs its own share, and the call takes as long as on one thread (seen
+  // on VMs). So workers may run on any allowed CPU but the caller's. The caller's
+  // CPU rarely changes, so this costs a syscall per worker only when it does.
+  void keep_workers_off_caller_cpu() {
+#if defined(__linux__)
+    if (!have_allowed_) return;
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || cpu == caller_cpu_ || !CPU_ISSET(cpu, &allowed_)) return;
+    caller_cpu_ = cpu;
+    cpu_set_t others = allowed_;
+    CPU_CLR(cpu, &others);
+    for (auto& t : threads_) pthread_setaffinity_np(t.native_handle(), sizeof others, &others);
+#endif
+  }
+
   // Takes the next task index of call `generation`. The index and the call share one
   // atomic word, so a worker that wakes late (its call already over, the next one
   // started) claims nothing of the next call: it would run it with the old call's
@@ -109,6 +129,11 @@ class Pool {
   int pending_ = 0;
   uint32_t generation_ = 0;
   std::atomic<uint64_t> claims_{0};  // (generation << 32) | next task index
+#if defined(__linux__)
+  cpu_set_t allowed_;
+  bool have_allowed_ = false;
+  int caller_cpu_ = -1;
+#endif
   bool stopping_ = false;
 };
 

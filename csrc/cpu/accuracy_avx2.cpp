@@ -44,21 +44,10 @@ struct F64Half {
 template <class H, class Label>
 fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
   constexpr int W = H::kLanes;
-  const auto* y = reinterpret_cast<const typename H::Storage*>(task.y);
-  const auto* labels = reinterpret_cast<const Label*>(task.t);
   const int64_t C = task.C;
   const __m256i low_active = H::lanes_below(C), high_active = H::lanes_below(C - W);
   const uint32_t valid = _bzhi_u32(~0u, unsigned(C));
-  // Locals, not task fields, so they stay in registers (see the AVX-512 kernel).
-  const int64_t ys_n = task.ys_n, ts_n = task.ts_n, k = task.k, ignore = task.ignore;
-  const bool has_ignore = task.has_ignore;
-  const auto* row = y + r0 * ys_n;
-  const Label* label = labels + r0 * ts_n;
-  int64_t correct = 0, total = 0;
-  for (int64_t n = r0; n < r1; ++n, row += ys_n, label += ts_n) {
-    const auto t = static_cast<int64_t>(*label);
-    const int kind = fm::classify_label(t, C, has_ignore, ignore);
-    const int64_t target = kind == fm::kLabelValid ? t : 0;
+  return count_flat_rows<typename H::Storage, Label>(task, r0, r1, [=](const auto* row, int64_t target) {
     const auto low = H::load(row, low_active), high = H::load(row + W, high_active);
     const auto v = H::splat(row[target]);
     const uint32_t before = _bzhi_u32(valid, unsigned(target));
@@ -69,10 +58,8 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, in
     const uint32_t nan = H::template compare<_CMP_UNORD_Q>(low, low) | H::template compare<_CMP_UNORD_Q>(high, high) << W;
     const uint32_t above_number = (not_less & before) | (not_less_equal & after);
     const uint32_t above = (nan >> target) & 1 ? nan & before : above_number;
-    total += kind != fm::kLabelIgnored;
-    correct += (kind == fm::kLabelValid) & (int64_t(_mm_popcnt_u32(above)) < k);
-  }
-  return {correct, total};
+    return int64_t(_mm_popcnt_u32(above));
+  });
 }
 
 template <class H>

@@ -151,30 +151,15 @@ struct Float64Keys {  // 8 lanes of int64 keys
 // data-dependent branch: out-of-range and ignored labels are masked out of the sums.
 template <class K, class Label>
 fm::cpu::Counts count_flat_rows_by_keys(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  const auto* y = reinterpret_cast<const typename K::Storage*>(task.y);
-  const auto* labels = reinterpret_cast<const Label*>(task.t);
-  const int64_t C = task.C;
-  const uint32_t valid = _bzhi_u32(~0u, unsigned(C));  // C <= kLanes <= 32
-  // Locals, not task fields: the compiler cannot prove the fields unchanged by the
-  // stores below and would reload them every row.
-  const int64_t ys_n = task.ys_n, ts_n = task.ts_n, k = task.k, ignore = task.ignore;
-  const bool has_ignore = task.has_ignore;
-  const auto* row = y + r0 * ys_n;
-  const Label* label = labels + r0 * ts_n;
-  int64_t correct = 0, total = 0;
-  for (int64_t n = r0; n < r1; ++n, row += ys_n, label += ts_n) {
-    const auto t = static_cast<int64_t>(*label);
-    const int kind = fm::classify_label(t, C, has_ignore, ignore);
-    const int64_t target = kind == fm::kLabelValid ? t : 0;  // a safe index for every row
+  const uint32_t valid = _bzhi_u32(~0u, unsigned(task.C));  // C <= kLanes <= 32
+  return count_flat_rows<typename K::Storage, Label>(task, r0, r1, [valid](const auto* row, int64_t target) {
     const __m512i key = K::keys(K::load(row, typename K::Mask(valid)));
     const __m512i target_key = K::lane(key, target);
     const auto before = typename K::Mask(_bzhi_u32(valid, unsigned(target)));
     const auto after = typename K::Mask(valid & ~_bzhi_u32(valid, unsigned(target + 1)));
-    const uint32_t above = uint32_t(K::at_least(before, key, target_key)) | uint32_t(K::greater(after, key, target_key));
-    total += kind != fm::kLabelIgnored;
-    correct += (kind == fm::kLabelValid) & (int64_t(_mm_popcnt_u32(above)) < k);
-  }
-  return {correct, total};
+    return int64_t(_mm_popcnt_u32(uint32_t(K::at_least(before, key, target_key)) |
+                                  uint32_t(K::greater(after, key, target_key))));
+  });
 }
 
 template <class V, class Label>
@@ -235,7 +220,7 @@ fm::cpu::Counts count_flat_rows_by_keys_any_label(const fm::cpu::AccuracyTask& t
 
 // The flat one-register kernel for this dtype, or nullptr if the rows do not fit.
 fm::cpu::CountRowsFn flat_kernel_by_keys(const fm::cpu::AccuracyTask& task) {
-  if (task.M != 1 || task.ys_c != 1) return nullptr;
+  if (task.M != 1 || task.ys_c != 1 || task.C < 1) return nullptr;  // count_flat_rows needs C >= 1
   switch (task.y_code) {
     case fm::kF16: return task.C <= Float16Keys::kLanes ? count_flat_rows_by_keys_any_label<Float16Keys> : nullptr;
     case fm::kBF16: return task.C <= BFloat16Keys::kLanes ? count_flat_rows_by_keys_any_label<BFloat16Keys> : nullptr;

@@ -65,6 +65,29 @@ auto with_label_type(int code, Fn&& fn) {
   }
 }
 
+// The loop every flat-row kernel (M == 1) shares: walk the rows and their labels,
+// classify each label, and count the row as correct when rank_of(row, target) < k.
+// Branch-free per row: target is a safe class index (0) for rows that do not count,
+// whose rank is computed and discarded. Requires C >= 1. Task fields are copied to
+// locals so the compiler keeps them in registers instead of reloading them per row.
+template <class Storage, class Label, class RankOf>
+fm::cpu::Counts count_flat_rows(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1, RankOf rank_of) {
+  const int64_t C = task.C, ys_n = task.ys_n, ts_n = task.ts_n, k = task.k, ignore = task.ignore;
+  const bool has_ignore = task.has_ignore;
+  const Storage* row = reinterpret_cast<const Storage*>(task.y) + r0 * ys_n;
+  const Label* label = reinterpret_cast<const Label*>(task.t) + r0 * ts_n;
+  int64_t correct = 0, total = 0;
+  for (int64_t n = r0; n < r1; ++n, row += ys_n, label += ts_n) {
+    const auto t = static_cast<int64_t>(*label);
+    const int kind = fm::classify_label(t, C, has_ignore, ignore);
+    const int64_t target = kind == fm::kLabelValid ? t : 0;
+    const int64_t rank = rank_of(row, target);
+    total += kind != fm::kLabelIgnored;
+    correct += (kind == fm::kLabelValid) & (rank < k);
+  }
+  return {correct, total};
+}
+
 inline int64_t label_at(const fm::cpu::AccuracyTask& task, int64_t n, int64_t m) {
   return read_label(task.t, task.t_code, n * task.ts_n + m * task.ts_m);
 }

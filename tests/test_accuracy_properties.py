@@ -57,3 +57,33 @@ def test_top_k_at_least_C_counts_every_kept_in_range_row(batch):
 def test_counts_grow_with_k(batch):
     y, t, ignore, k, _ = batch
     assert fm.accuracy_counts(y, t, ignore, k=k)[0] <= fm.accuracy_counts(y, t, ignore, k=k + 1)[0]
+
+
+@st.composite
+def strided_batches(draw):
+    """(N, C, d1, d2) scores viewed through random slices (possibly reversed) and a
+    random axis order in memory, with labels of shape (N, d1, d2)."""
+    N, C, d1, d2 = (draw(st.integers(1, 6)) for _ in range(4))
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    order = draw(st.permutations(range(4)))
+    base_shape = [(N, C, d1, d2)[i] * 2 for i in order]
+    base = draw(hnp.arrays(dtype, base_shape, elements=VALUES))
+    y = np.transpose(base, np.argsort(order))  # logical (2N, 2C, 2d1, 2d2), memory order `order`
+    slices = tuple(slice(None, None, draw(st.sampled_from([1, 2, -1, -2]))) for _ in range(4))
+    y = y[slices][:N, :C, :d1, :d2]
+    t = draw(hnp.arrays(np.int32, (N, d1, d2), elements=st.integers(-1, C)))
+    if draw(st.booleans()):
+        t = np.ascontiguousarray(np.transpose(t, (0, 2, 1))).transpose(0, 2, 1)  # non-contiguous labels
+    return y, t, draw(st.sampled_from([None, -1])), draw(st.integers(1, C + 1)), draw(st.sampled_from(_core.usable_isas()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(strided_batches())
+def test_any_layout_matches_reference(batch):
+    y, t, ignore, k, isa = batch
+    before = _core.active_isa()
+    _core.set_active_isa(isa)
+    try:
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k))
+    finally:
+        _core.set_active_isa(before)

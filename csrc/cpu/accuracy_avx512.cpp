@@ -103,7 +103,14 @@ struct Keys16 {  // float16 / bfloat16: 32 lanes of int16 keys
     const Mask nan = _mm512_cmpgt_epi16_mask(magnitude, _mm512_set1_epi16(inf_bits));
     return _mm512_mask_mov_epi16(key, nan, _mm512_set1_epi16(0x7fff));
   }
-  static __m512i lane(__m512i v, int64_t i) { return _mm512_permutexvar_epi16(_mm512_set1_epi16(short(i)), v); }
+  static __m512i lane_indices() {
+    alignas(64) static const int16_t kIndices[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    return _mm512_load_si512(kIndices);
+  }
+  static __m512i splat(int64_t i) { return _mm512_set1_epi16(short(i)); }
+  static __m512i pick(__m512i index, __m512i v) { return _mm512_permutexvar_epi16(index, v); }
+  static Mask less(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmplt_epi16_mask(m, a, b); }
   static Mask at_least(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpge_epi16_mask(m, a, b); }
   static Mask greater(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpgt_epi16_mask(m, a, b); }
 };
@@ -125,7 +132,10 @@ struct Float32Keys {  // 16 lanes of int32 keys
     const Mask nan = _mm512_cmpgt_epi32_mask(magnitude, _mm512_set1_epi32(0x7f800000));
     return _mm512_mask_mov_epi32(key, nan, _mm512_set1_epi32(0x7fffffff));
   }
-  static __m512i lane(__m512i v, int64_t i) { return _mm512_permutexvar_epi32(_mm512_set1_epi32(int(i)), v); }
+  static __m512i lane_indices() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+  static __m512i splat(int64_t i) { return _mm512_set1_epi32(int(i)); }
+  static __m512i pick(__m512i index, __m512i v) { return _mm512_permutexvar_epi32(index, v); }
+  static Mask less(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmplt_epi32_mask(m, a, b); }
   static Mask at_least(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpge_epi32_mask(m, a, b); }
   static Mask greater(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpgt_epi32_mask(m, a, b); }
 };
@@ -141,7 +151,10 @@ struct Float64Keys {  // 8 lanes of int64 keys
     const Mask nan = _mm512_cmpgt_epi64_mask(magnitude, _mm512_set1_epi64(0x7ff0000000000000LL));
     return _mm512_mask_mov_epi64(key, nan, _mm512_set1_epi64(0x7fffffffffffffffLL));
   }
-  static __m512i lane(__m512i v, int64_t i) { return _mm512_permutexvar_epi64(_mm512_set1_epi64(i), v); }
+  static __m512i lane_indices() { return _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7); }
+  static __m512i splat(int64_t i) { return _mm512_set1_epi64(i); }
+  static __m512i pick(__m512i index, __m512i v) { return _mm512_permutexvar_epi64(index, v); }
+  static Mask less(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmplt_epi64_mask(m, a, b); }
   static Mask at_least(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpge_epi64_mask(m, a, b); }
   static Mask greater(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmpgt_epi64_mask(m, a, b); }
 };
@@ -151,12 +164,15 @@ struct Float64Keys {  // 8 lanes of int64 keys
 // data-dependent branch: out-of-range and ignored labels are masked out of the sums.
 template <class K, class Label>
 fm::cpu::Counts count_flat_rows_by_keys(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  const uint32_t valid = _bzhi_u32(~0u, unsigned(task.C));  // C <= kLanes <= 32
-  return count_flat_rows<typename K::Storage, Label>(task, r0, r1, [valid](const auto* row, int64_t target) {
-    const __m512i key = K::keys(K::load(row, typename K::Mask(valid)));
-    const __m512i target_key = K::lane(key, target);
-    const auto before = typename K::Mask(_bzhi_u32(valid, unsigned(target)));
-    const auto after = typename K::Mask(valid & ~_bzhi_u32(valid, unsigned(target + 1)));
+  const auto valid = typename K::Mask(_bzhi_u32(~0u, unsigned(task.C)));  // C <= kLanes <= 32
+  const __m512i lanes = K::lane_indices();
+  return count_flat_rows<typename K::Storage, Label>(task, r0, r1, [valid, lanes](const auto* row, int64_t target) {
+    const __m512i key = K::keys(K::load(row, valid));
+    const __m512i target_lane = K::splat(target);
+    const __m512i target_key = K::pick(target_lane, key);
+    // Lane masks by vector compares: they stay in mask registers.
+    const auto before = K::less(valid, lanes, target_lane);
+    const auto after = K::greater(valid, lanes, target_lane);
     return int64_t(_mm_popcnt_u32(uint32_t(K::at_least(before, key, target_key)) |
                                   uint32_t(K::greater(after, key, target_key))));
   });

@@ -16,7 +16,7 @@ def top_k_counts(y, t, ignore_label=None, k=1):
     C = y.shape[-1]
     t = np.asarray(t)
     y = y.reshape(t.shape + (C,)) if y.size else np.zeros(t.shape + (C,))
-    rows = y.reshape(-1, C)
+    rows = y.reshape(t.size, C)
     labels = t.reshape(-1).astype(object)  # exact for every integer dtype
     correct = total = 0
     index = np.arange(C)

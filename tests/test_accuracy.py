@@ -324,3 +324,20 @@ def test_misaligned_buffers(isa):
         for _ in range(2):  # the second call may find a cached plan for the aligned twin
             np.testing.assert_array_equal(fm.accuracy_counts(y, t, -1), top_k_counts(y_ok, t_ok, -1))
             np.testing.assert_array_equal(fm.accuracy_counts(y_ok, t_ok, -1), top_k_counts(y_ok, t_ok, -1))
+
+
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.int16, np.uint32])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_two_classes(isa, label_dtype, dtype):
+    """Binary classifiers with two logits: a dedicated 16-rows-at-a-time kernel for
+    contiguous float32 rows with int32/int64 labels; ties, NaN and every label case."""
+    rng = np.random.default_rng(2)
+    N = 16 * 40 + 7  # whole steps of 16 rows and a tail
+    y = adversarial_scores(rng, (N, 2), dtype, special_fraction=0.3, levels=1)
+    t = labels_for(rng, (N,), 2, label_dtype)
+    for ignore in (None, -1, 0, 1):
+        for k in (1, 2):
+            np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k),
+                                          err_msg="ignore=%r k=%d" % (ignore, k))
+    for cut in (0, 5, 16, 33):  # row ranges that start and end anywhere
+        np.testing.assert_array_equal(fm.accuracy_counts(y[cut:], t[cut:], -1), top_k_counts(y[cut:], t[cut:], -1))

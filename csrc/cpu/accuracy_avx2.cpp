@@ -69,10 +69,73 @@ fm::cpu::Counts count_flat_rows_any_label(const fm::cpu::AccuracyTask& task, int
   });
 }
 
+// Two float32 classes, rows and labels contiguous: 8 rows per step, de-interleaved
+// in registers (see the AVX-512 two-class kernel). Scores become integer order keys
+// (fm::order_key); a row's target is beaten iff (target == 1) XOR (key1 > key0):
+// class 0 beats a target of 1 when key0 >= key1, class 1 beats a target of 0 when
+// key1 > key0.
+__m256i float32_order_keys(__m256 x) {
+  const __m256i bits = _mm256_castps_si256(x);
+  const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+  const __m256i sign = _mm256_srai_epi32(bits, 31);  // all ones for negative scores
+  const __m256i key = _mm256_sub_epi32(_mm256_xor_si256(magnitude, sign), sign);  // -magnitude if negative
+  const __m256i nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7f800000));
+  return _mm256_blendv_epi8(key, _mm256_set1_epi32(0x7fffffff), nan);
+}
+
+uint32_t lanes_of(__m256i mask) { return uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(mask))); }
+
+struct Labels32x8 {
+  using Type = int32_t;
+  static uint32_t equal(const int32_t* p, int64_t v) {
+    if (v != int32_t(v)) return 0;
+    return lanes_of(_mm256_cmpeq_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                       _mm256_set1_epi32(int32_t(v))));
+  }
+};
+struct Labels64x8 {
+  using Type = int64_t;
+  static uint32_t equal(const int64_t* p, int64_t v) {
+    const __m256i value = _mm256_set1_epi64x(v);
+    const auto half = [&](const int64_t* q) {
+      return uint32_t(_mm256_movemask_pd(_mm256_castsi256_pd(
+          _mm256_cmpeq_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), value))));
+    };
+    return half(p) | half(p + 4) << 4;
+  }
+};
+
+template <class L>
+fm::cpu::Counts count_two_class_rows(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  const float* y = reinterpret_cast<const float*>(task.y) + 2 * r0;
+  const auto* labels = reinterpret_cast<const typename L::Type*>(task.t) + r0;
+  const int64_t steps = (r1 - r0) / 8;
+  int64_t correct = 0, total = 0;
+  for (int64_t s = 0; s < steps; ++s, y += 16, labels += 8) {
+    const __m256 low = _mm256_loadu_ps(y), high = _mm256_loadu_ps(y + 8);  // rows 0-3, rows 4-7
+    // shuffle_ps gives rows (0 1 4 5 | 2 3 6 7); permute4x64 restores the row order.
+    const auto in_row_order = [](__m256 v) { return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8)); };
+    const __m256i key0 = float32_order_keys(in_row_order(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0))));
+    const __m256i key1 = float32_order_keys(in_row_order(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1))));
+    const uint32_t ignored = task.has_ignore ? L::equal(labels, task.ignore) : 0;
+    const uint32_t zero = L::equal(labels, 0), one = L::equal(labels, 1);
+    const uint32_t valid = (zero | one) & ~ignored;
+    const uint32_t beaten = one ^ lanes_of(_mm256_cmpgt_epi32(key1, key0));
+    total += 8 - _mm_popcnt_u32(ignored);
+    correct += _mm_popcnt_u32(task.k > 1 ? valid : valid & ~beaten);
+  }
+  const fm::cpu::Counts tail = count_flat_rows_two_halves<F32Half, typename L::Type>(task, r0 + 8 * steps, r1);
+  return {correct + tail.correct, total + tail.total};
+}
+
 }  // namespace
 
 fm::cpu::Counts fm::cpu::count_rows_avx2(const AccuracyTask& task, int64_t r0, int64_t r1) {
   // These kernels read row[0] for rows they then mask out: only safe when C >= 1.
+  if (task.M == 1 && task.ys_c == 1 && task.C == 2 && task.ys_n == 2 && task.ts_n == 1 && task.y_code == fm::kF32) {
+    if (task.t_code == fm::kI32) return count_two_class_rows<Labels32x8>(task, r0, r1);
+    if (task.t_code == fm::kI64) return count_two_class_rows<Labels64x8>(task, r0, r1);
+  }
   if (task.M == 1 && task.ys_c == 1 && task.C >= 1) {
     if (task.y_code == fm::kF32 && task.C <= 2 * F32Half::kLanes) return count_flat_rows_any_label<F32Half>(task, r0, r1);
     if (task.y_code == fm::kF64 && task.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>(task, r0, r1);

@@ -328,16 +328,18 @@ def test_misaligned_buffers(isa):
 
 @pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.int16, np.uint32])
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_two_classes(isa, label_dtype, dtype):
-    """Binary classifiers with two logits: a dedicated 16-rows-at-a-time kernel for
-    contiguous float32 rows with int32/int64 labels; ties, NaN and every label case."""
-    rng = np.random.default_rng(2)
+@pytest.mark.parametrize("C", [2, 4, 8])
+def test_few_classes(isa, label_dtype, dtype, C):
+    """Few classes (binary classifiers with two logits; 4 or 8 classes): dedicated
+    16-rows-at-a-time kernels for contiguous rows with int32/int64 labels; ties, NaN,
+    every label case, every k, rows that start and end anywhere."""
+    rng = np.random.default_rng(C)
     N = 16 * 40 + 7  # whole steps of 16 rows and a tail
-    y = adversarial_scores(rng, (N, 2), dtype, special_fraction=0.3, levels=1)
-    t = labels_for(rng, (N,), 2, label_dtype)
+    y = adversarial_scores(rng, (N, C), dtype, special_fraction=0.3, levels=1)
+    t = labels_for(rng, (N,), C, label_dtype)
     for ignore in (None, -1, 0, 1):
-        for k in (1, 2):
+        for k in (1, 2, C - 1, C):
             np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k),
                                           err_msg="ignore=%r k=%d" % (ignore, k))
-    for cut in (0, 5, 16, 33):  # row ranges that start and end anywhere
+    for cut in (0, 5, 16, 33):
         np.testing.assert_array_equal(fm.accuracy_counts(y[cut:], t[cut:], -1), top_k_counts(y[cut:], t[cut:], -1))

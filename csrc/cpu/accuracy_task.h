@@ -31,6 +31,8 @@ Counts count_rows_baseline(const AccuracyTask&, int64_t row_begin, int64_t row_e
 #if defined(FM_HAVE_X86_KERNELS)
 Counts count_rows_avx2(const AccuracyTask&, int64_t row_begin, int64_t row_end);
 Counts count_rows_avx512(const AccuracyTask&, int64_t row_begin, int64_t row_end);
+// The AVX-512 kernel for rows of 2, 4 or 8 classes stored back to back, or nullptr.
+CountRowsFn few_class_kernel_avx512(const AccuracyTask&);
 #endif
 
 // The whole call: picks the kernel for this CPU and splits rows over the threads.

@@ -366,9 +366,22 @@ def allreduce_pair_scenario():
         bad = None
     except Exception as exc:  # noqa: BLE001
         bad = exc
+    # Only the last rank's value is invalid: it must not leave the others blocked in the collective.
+    try:
+        allreduce_pair(WORLD, np.zeros(2) if RANK == SIZE - 1 else 1, 1)
+        one_bad = None
+    except Exception as exc:  # noqa: BLE001
+        one_bad = exc
+    after = allreduce_pair(WORLD, 1, 2)  # the communicator is still in step
 
     def verify():
         p = SIZE
+        if RANK == SIZE - 1:
+            assert isinstance(one_bad, ValueError) and "shape (2,)" in str(one_bad), repr(one_bad)
+        else:
+            assert isinstance(one_bad, RemoteEvaluationError) and one_bad.failed_ranks == [SIZE - 1], repr(one_bad)
+            assert "allreduce_pair" in str(one_bad), str(one_bad)
+        assert after == (p, 2 * p), after
         assert ints == (p * (p + 1) // 2, 10 * p * (p - 1) // 2) and all(type(v) is int for v in ints), ints
         assert big == (p * 2 ** 62, p * (p - 1) // 2), big  # beyond int64, still exact
         nums = [float(np.float32(0.1))] + [float(r) for r in range(1, p)]

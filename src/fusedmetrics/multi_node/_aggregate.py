@@ -31,13 +31,14 @@ _TAG = 0x464D4D4E  # "FMMN": catches ranks that reached different collectives on
 
 
 class RemoteEvaluationError(RuntimeError):
-    """Raised on the ranks whose own evaluation succeeded when another rank's failed."""
+    """Raised on the ranks whose own part succeeded when another rank's failed (a multi-node
+    evaluation, or ``allreduce_pair`` with an invalid value on some rank)."""
 
-    def __init__(self, failed_ranks, size):
+    def __init__(self, failed_ranks, size, operation="multi-node evaluation"):
         self.failed_ranks = list(failed_ranks)
-        super().__init__(
-            f"multi-node evaluation failed on rank(s) {self.failed_ranks} of {size}; "
-            "their error is printed on stderr by those ranks")
+        where = ("their error is printed on stderr by those ranks" if operation == "multi-node evaluation"
+                 else "those ranks raise their own error")
+        super().__init__(f"{operation} failed on rank(s) {self.failed_ranks} of {size}; {where}")
 
 
 def report_local_failure(exc, rank, size):

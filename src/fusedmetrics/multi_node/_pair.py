@@ -4,9 +4,11 @@ import numbers
 
 import numpy as np
 
+from ._aggregate import RemoteEvaluationError
 from ._comm import resolve_comm
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_FAILED = 1 << 2  # header bit: this rank's values were invalid (bits 0 and 1 mark float values)
 
 
 def allreduce_pair(comm, a, b):
@@ -21,18 +23,33 @@ def allreduce_pair(comm, a, b):
     integer is returned as an exact Python ``int``; otherwise it is returned as a Python ``float``
     computed with ``math.fsum`` (correctly rounded, independent of rank order), identical on every
     rank.
+
+    Errors: a rank whose ``a`` or ``b`` is invalid still joins the collective, with a failure
+    flag, so no rank is left waiting; then every rank raises: the failing rank its own
+    TypeError/ValueError, the others ``RemoteEvaluationError`` naming the failed ranks.
     """
     mpi_comm = resolve_comm(comm, "comm")
     record = np.zeros(3, dtype=np.int64)
-    for slot, (value, name) in enumerate(((a, "a"), (b, "b"))):
-        number = _host_number(value, name)
-        if isinstance(number, int):
-            record[1 + slot] = number
-        else:
-            record[0] |= 1 << slot
-            record[1 + slot] = np.float64(number).view(np.int64)
+    failure = None
+    try:
+        for slot, (value, name) in enumerate(((a, "a"), (b, "b"))):
+            number = _host_number(value, name)
+            if isinstance(number, int):
+                record[1 + slot] = number
+            else:
+                record[0] |= 1 << slot
+                record[1 + slot] = np.float64(number).view(np.int64)
+    except Exception as exc:  # every rank must still reach the collective below
+        failure = exc
+        record[:] = 0
+        record[0] = _FAILED
     gathered = np.empty((mpi_comm.Get_size(), 3), dtype=np.int64)
     mpi_comm.Allgather(record, gathered)
+    failed = np.flatnonzero(gathered[:, 0] & _FAILED)
+    if failure is not None:
+        raise failure
+    if failed.size:
+        raise RemoteEvaluationError(failed.tolist(), mpi_comm.Get_size(), "allreduce_pair")
     return tuple(_sum_column(gathered, slot) for slot in (0, 1))
 
 

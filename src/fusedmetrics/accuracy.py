@@ -44,7 +44,8 @@ def _check_k(k):
 def _host_out(out):
     if out is None:
         return np.zeros(2, dtype=np.int64)
-    if isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (2,) and out.flags.writeable:
+    if (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (2,) and out.flags.writeable
+            and out.strides[0] != 0):
         return out
     if _is_device(out):
         raise ValueError("out must be on the same device as y (the host); got a device array")
@@ -52,7 +53,22 @@ def _host_out(out):
         raise ValueError("out must be an int64 array of shape (2,); got %s"
                          % (("dtype %s, shape %s" % (out.dtype, out.shape)) if isinstance(out, np.ndarray)
                             else type(out).__name__))
-    raise ValueError("out must be writeable")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    # A zero stride makes both counters one int64: the sum would land in both.
+    raise ValueError("out must not overlap itself; got an int64 (2,) view with strides %s" % (out.strides,))
+
+
+def _count_into(plan, y, t, out):
+    """Adds the plan's counts into out. The kernels write through an aligned int64
+    pointer: a misaligned out (a view into a byte buffer) is filled through an
+    aligned temporary, so its contents are never read or written misaligned in C++."""
+    if out.flags.aligned:
+        plan.count(y, t, out)
+    else:
+        counts = np.zeros(2, dtype=np.int64)
+        plan.count(y, t, counts)
+        out += counts
 
 
 # Plans for the call shapes seen so far: a training loop repeats a few shapes, and
@@ -69,7 +85,7 @@ def _host_counts(y, t, ignore_label, k, out):
         plan = _PLANS.get(key)
         if plan is not None:
             out = _host_out(out)
-            plan.count(y, t, out)
+            _count_into(plan, y, t, out)
             return out
     y, t = _host_array(y, "y"), _host_array(t, "t")
     y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
@@ -96,7 +112,7 @@ def _host_counts(y, t, ignore_label, k, out):
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[key] = plan
-    plan.count(y, t, out)
+    _count_into(plan, y, t, out)
     return out
 
 

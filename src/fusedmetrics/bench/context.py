@@ -22,6 +22,9 @@ class Context:
     cupy: Any = None                 # set when device == "cuda"
     progress: Any = None
     notes: list = field(default_factory=list)
+    modes: tuple = ("back-to-back",)  # call patterns: "back-to-back", "loop" (see timing.MemoryGap)
+    gap_s: float = 0.010
+    _gap: Any = None
     _chainer: Any = None
     _chainer_why: Optional[str] = None
     _chainer_tried: bool = False
@@ -56,6 +59,13 @@ class Context:
                     self._chainer_why = "chainer cannot use this CuPy (chainer.backends.cuda.available is False)"
                     self._chainer = None
         return self._chainer, self._chainer_why
+
+    def memory_gap(self):
+        """The loop mode's stand-in for a model step, built (and calibrated) once per run."""
+        if self._gap is None:
+            from .timing import MemoryGap
+            self._gap = MemoryGap(self.gap_s, self.llc_bytes)
+        return self._gap
 
     def note(self, text):
         """A one-line note kept for the JSON and shown on stderr once."""

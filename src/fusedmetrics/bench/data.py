@@ -39,6 +39,33 @@ def parse_shapes(text):
     return shapes
 
 
+# The class sweep: few-class heads, ImageNet-like and vocabulary-like rows.
+SWEEP = (2, 3, 5, 8, 10, 16, 20, 32, 64, 100, 1000, 32000)
+
+
+def parse_classes(text):
+    """'sweep' or '2,10,1000' -> a tuple of class counts."""
+    if text.strip().lower() == "sweep":
+        return SWEEP
+    try:
+        classes = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise ValueError(f"--classes: expected 'sweep' or integers like 2,10,1000, got {text!r}") from None
+    if not classes or min(classes) < 1:
+        raise ValueError(f"--classes: class counts must be positive integers, got {text!r}")
+    return classes
+
+
+def sweep_shapes(classes, dtype, label_dtype, min_bytes):
+    """One (N, C) per class count, N the smallest multiple of 64 whose input has >= min_bytes."""
+    shapes = []
+    for c in classes:
+        per_row = input_bytes(1, c, dtype, label_dtype)
+        n = -(-int(min_bytes) // per_row)
+        shapes.append((-(-n // 64) * 64, c))
+    return shapes
+
+
 def input_bytes(n, c, dtype, label_dtype):
     return n * c * np.dtype(dtype).itemsize + n * np.dtype(label_dtype).itemsize
 

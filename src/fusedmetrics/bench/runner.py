@@ -8,11 +8,12 @@ import numpy as np
 
 from . import machine, report, suite_accuracy, suite_bandwidth, suite_evaluator, suite_summary
 from .context import Context
-from .data import parse_shapes
+from .data import SWEEP, parse_classes, parse_shapes, sweep_shapes
 from .errors import GuardError, SkipSuite
 from .optional import cupy_with_device, try_import
 from .progress import Progress
 
+MODES = ("back-to-back", "loop")
 SUITES = {m.NAME: m for m in (suite_accuracy, suite_summary, suite_evaluator, suite_bandwidth)}
 
 
@@ -27,6 +28,16 @@ def build_parser():
                    help="accuracy shapes NxC, comma-separated, e.g. 1048576x10,16384x1000 "
                         "(default: issue 2's shapes, N grown until the inputs exceed the last-level cache; "
                         "1 GB or more on a GPU)")
+    p.add_argument("--classes", default=None,
+                   help="accuracy class counts, comma-separated, each with N grown until one input is at "
+                        "least --min-mb and beyond the last-level cache; 'sweep' = " + ",".join(map(str, SWEEP)))
+    p.add_argument("--min-mb", type=float, default=640.0,
+                   help="smallest accuracy input for --classes, in MB (default 640)")
+    p.add_argument("--mode", default="back-to-back,loop",
+                   help="call patterns for the accuracy suite, comma-separated: back-to-back (calls follow each "
+                        "other), loop (each timed call after --gap-ms of other memory traffic, as after a model "
+                        "step); default both")
+    p.add_argument("--gap-ms", type=float, default=10.0, help="length of the loop mode's other work (default 10 ms)")
     p.add_argument("--dtype", default="float32", help="logit dtypes, comma-separated: float16,float32,float64")
     p.add_argument("--label-dtype", default="int32", help="label dtype (default int32)")
     p.add_argument("--labels", choices=("argmax", "half", "random"), default="argmax",
@@ -76,6 +87,16 @@ def run(argv):
         if label_dtype.kind not in "iu":
             raise ValueError(f"--label-dtype: {args.label_dtype} is not an integer dtype")
         shapes = parse_shapes(args.shapes) if args.shapes else None
+        if args.classes:
+            if shapes:
+                raise ValueError("--classes and --shapes exclusive: give one")
+            shapes = sweep_shapes(parse_classes(args.classes), dtypes[0], label_dtype,
+                                  max(int(args.min_mb * 1e6), (machine.last_level_cache_bytes() or 0) + 1))
+        modes = tuple(m.strip() for m in args.mode.split(",") if m.strip())
+        if not modes or any(m not in MODES for m in modes):
+            raise ValueError(f"--mode: expected a comma-separated subset of {MODES}, got {args.mode!r}")
+        if not args.gap_ms > 0:
+            raise ValueError("--gap-ms must be > 0")
         if args.repeat is not None and args.repeat < 1:
             raise ValueError("--repeat must be >= 1")
     except (ValueError, TypeError) as exc:
@@ -102,7 +123,8 @@ def run(argv):
                   warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
                   quick=args.quick, dtypes=dtypes, label_dtype=label_dtype.name, label_mode=args.labels,
                   shapes=shapes,
-                  llc_bytes=llc, min_sample_s=0.005 if args.quick else 0.02, cupy=cupy)
+                  llc_bytes=llc, min_sample_s=0.005 if args.quick else 0.02, cupy=cupy,
+                  modes=modes, gap_s=args.gap_ms / 1e3)
     if llc is None:
         ctx.notes.append("last-level cache size unknown: assumed 32 MiB")
 
@@ -112,7 +134,7 @@ def run(argv):
         "command": " ".join(["fusedmetrics-bench"] + list(argv)),
         "options": {"suites": suites, "shapes": [list(s) for s in shapes] if shapes else None,
                     "dtypes": dtypes, "label_dtype": label_dtype.name, "labels": args.labels,
-                    "device": args.device,
+                    "device": args.device, "modes": list(modes), "gap_ms": args.gap_ms,
                     "quick": args.quick, "repeat": ctx.repeat, "warmup": ctx.warmup, "threads": args.threads},
         "suites": {},
         "notes": ctx.notes,
@@ -139,7 +161,8 @@ def run(argv):
         for i, case in enumerate(cases):
             ctx.progress.set_label(mod.label(case))
             try:
-                entry["results"].append(mod.run_case(ctx, case))
+                result = mod.run_case(ctx, case)  # one result, or one per call pattern
+                entry["results"].extend(result if isinstance(result, list) else [result])
             except GuardError as exc:
                 entry["status"], entry["error"] = "error", f"correctness guard: {exc}"
             except Exception as exc:

@@ -10,6 +10,12 @@ GB/s counts the bytes of the logits plus the labels, each read once. By default 
 its argmax (``--labels argmax``), so every score must be read: a kernel that stops reading a wrong row
 early would otherwise report more GB/s than memory gives. The guard also checks counts on labels where
 only about half the rows are correct, so an implementation that counts every row is caught.
+
+Each shape is timed in every call pattern of ``--mode`` on the same buffers: back to back, and
+"loop" (each timed call after ~10 ms of other memory traffic, see ``timing.MemoryGap``). The read
+ceiling is measured in the same pattern and interleaved: one-thread numpy.sum ("ceiling") and
+numpy.sum split over the kernel's threads ("ceiling_mt"); ``pct_of_read_ceiling`` divides ours by
+the better of the two medians.
 """
 import numpy as np
 
@@ -36,7 +42,7 @@ def plan(ctx):
 
 
 def steps(ctx, case):
-    return rounds(ctx.repeat, ctx.warmup)
+    return rounds(ctx.repeat, ctx.warmup) * len(ctx.modes)
 
 
 def label(case):
@@ -118,21 +124,31 @@ def run_case(ctx, case):
         parallel = ParallelSum(ceiling_keep, reader_threads())
         candidates.append(Candidate("ceiling_mt", parallel))
 
+    per_mode = {}
     try:
-        timings = measure(candidates, ctx.repeat, ctx.warmup, ctx.min_sample_s,
-                          on_round=ctx.progress.step if ctx.progress else None)
+        for mode in ctx.modes:
+            per_mode[mode] = measure(candidates, ctx.repeat, ctx.warmup, ctx.min_sample_s,
+                                     on_round=ctx.progress.step if ctx.progress else None,
+                                     gap=ctx.memory_gap() if mode == "loop" else None)
     finally:
         if parallel is not None:
             parallel.close()
     del pool, guard_sets, ceiling_keep, parallel
+    return [_result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes,
+                    chainer_ok if F is not None else None)
+            for mode, timings in per_mode.items()]
 
+
+def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes, chainer_ok):
+    n, c, dtype = case["N"], case["C"], np.dtype(case["dtype"])
+    label_dtype = np.dtype(ctx.label_dtype)
     ours_t = timings["ours"].median_s
     result = {
         "N": n, "C": c, "dtype": dtype.name, "label_dtype": label_dtype.name, "labels": ctx.label_mode,
-        "device": ctx.device,
+        "device": ctx.device, "mode": mode,
         "bytes": nbytes, "buffers": pool_n, "pool_exceeds_cache": bool(cache is None or nbytes * pool_n > 2 * cache),
         "ceiling": ceiling_name,
-        "chainer_value_exact": chainer_ok if F is not None else None,
+        "chainer_value_exact": chainer_ok,
         "time_s": {k: v.median_s for k, v in timings.items()},
         "samples_s": {k: v.samples_s for k, v in timings.items()},
         "spread_s": {k: spread(v.samples_s) for k, v in timings.items()},
@@ -148,6 +164,10 @@ def run_case(ctx, case):
         result["ceiling_mt"] = f"best of numpy.sum on {reader_threads()} threads, one slice each (float32)"
         result["ceiling_mt_best_gbps"] = ceiling_bytes / min(timings["ceiling_mt"].samples_s) / 1e9
         result["pct_of_ceiling_mt"] = 100.0 * result["gbps"]["ours"] / result["ceiling_mt_best_gbps"]
+        read_ceiling = max(result["gbps"]["ceiling"], result["gbps"]["ceiling_mt"])
+        result["pct_of_read_ceiling"] = 100.0 * result["gbps"]["ours"] / read_ceiling
+    if mode == "loop":
+        result["gap_ms"] = 1e3 * ctx.memory_gap().measured_s
     if result["chainer_value_exact"] is None:
         del result["chainer_value_exact"]
     return result
@@ -181,14 +201,15 @@ def _ceiling(ctx, maker, nbytes, pool_n):
 
 
 def table(results):
-    headers = ["shape NxC", "dtype", "ours ms", "ours GB/s (best)", "% ceiling", "base ms", "x base",
-               "chainer ms", "x chainer", "ceiling GB/s", "all-core best GB/s", "% all-core"]
+    headers = ["shape NxC", "dtype", "mode", "ours ms", "ours GB/s (best)", "% ceiling", "% read ceiling",
+               "base ms", "x base", "chainer ms", "x chainer", "ceiling GB/s", "all-core best GB/s", "% all-core"]
     rows = []
     for r in results:
         base = "cupy" if "cupy" in r["time_s"] else "numpy"
         rows.append([
-            f"{r['N']}x{r['C']}", r["dtype"],
+            f"{r['N']}x{r['C']}", r["dtype"], r.get("mode", "back-to-back"),
             _ms(r["time_s"]["ours"]), f"{r['gbps']['ours']:.1f} ({_best_gbps(r):.1f})", f"{r['pct_of_ceiling']:.0f}%",
+            f"{r['pct_of_read_ceiling']:.0f}%" if "pct_of_read_ceiling" in r else "-",
             _ms(r["time_s"][base]) + f" ({base})", f"{r['speedup'][base]:.1f}x",
             _ms(r["time_s"]["chainer"]) if "chainer" in r["time_s"] else "-",
             f"{r['speedup']['chainer']:.1f}x" if "chainer" in r["speedup"] else "-",

@@ -5,6 +5,11 @@ A candidate is a callable taking the call index ``i``; it picks its input with `
 several buffers, so that a buffer is not re-read straight from cache). The index is one counter
 shared by all candidates, so consecutive calls, whoever makes them, touch different buffers.
 Device work is timed with a host clock between two synchronisations of the device.
+
+Two call patterns. Back to back: calls follow each other, short ones repeated inside one sample.
+Loop: every timed call comes right after ``gap`` (untimed), other work that touches memory for
+several milliseconds, as a model step does before the metric call in a training loop; caches,
+TLBs, core clocks and the kernel's threads are then in the state users see.
 """
 import math
 import statistics
@@ -39,11 +44,13 @@ def _time_block(cand, counter, calls):
     return time.perf_counter() - t0
 
 
-def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, on_round=None):
+def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, on_round=None, gap=None):
     """Time ``candidates`` interleaved; return {name: Timing}.
 
-    Each sample is long enough (``min_sample_s``) for the clock: short calls are repeated inside
-    the sample and divided out. ``on_round`` is called after each round (progress display).
+    Back to back (``gap`` None): each sample is long enough (``min_sample_s``) for the clock:
+    short calls are repeated inside the sample and divided out. Loop mode (``gap`` a callable):
+    each sample is ONE call, timed alone, right after ``gap()`` ran untimed. ``on_round`` is
+    called after each round (progress display).
     """
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
@@ -51,15 +58,20 @@ def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, 
     calls = {}
     # Calibration doubles as the first warm-up call of each candidate.
     for cand in candidates:
+        if gap is not None:
+            gap()
         single = _time_block(cand, counter, 1)
         counter += 1
-        calls[cand.name] = max(1, min(max_calls, math.ceil(min_sample_s / max(single, 1e-9))))
+        calls[cand.name] = 1 if gap is not None else max(
+            1, min(max_calls, math.ceil(min_sample_s / max(single, 1e-9))))
     samples = {cand.name: [] for cand in candidates}
     n = len(candidates)
     for r in range(warmup + repeat):
         for k in range(n):
             cand = candidates[(r + k) % n]   # rotate who goes first
             c = calls[cand.name]
+            if gap is not None:
+                gap()
             elapsed = _time_block(cand, counter, c)
             counter += c
             if r >= warmup:
@@ -115,3 +127,28 @@ class ParallelSum:
     def close(self):
         if self.pool is not None:
             self.pool.shutdown()
+
+
+class MemoryGap:
+    """Stand-in for a model step between two metric calls: copies one scratch buffer into another
+    (beyond the last-level cache when it can) for about ``target_s`` seconds. Calibrated once."""
+
+    def __init__(self, target_s=0.010, llc_bytes=None, max_bytes=256 << 20):
+        import numpy as np
+        self.target_s = target_s
+        nbytes = min(max_bytes, max(64 << 20, 2 * (llc_bytes or 0)))
+        self.src = np.ones(nbytes // 4, dtype=np.float32)
+        self.dst = np.empty_like(self.src)
+        self.elements = self.src.size
+        for _ in range(2):  # first pass faults the pages in; the second is the real cost
+            t0 = time.perf_counter()
+            self()
+            once = time.perf_counter() - t0
+        self.elements = max(1 << 16, min(self.src.size, int(self.src.size * target_s / max(once, 1e-6))))
+        t0 = time.perf_counter()
+        self()
+        self.measured_s = time.perf_counter() - t0
+
+    def __call__(self):
+        import numpy as np
+        np.copyto(self.dst[:self.elements], self.src[:self.elements])

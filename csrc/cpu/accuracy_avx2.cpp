@@ -62,6 +62,65 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, in
   });
 }
 
+// Flat float32 rows (M == 1, contiguous classes) of at most 8 * NV classes, NV <= 8:
+// NV 8-lane compares per row into 64-bit class masks. Rows whose NV-vector window stays
+// inside the view are read with plain loads (the lanes past the row hold the next
+// rows' scores and are masked out of the count); only the last rows need masked
+// loads, which cost several times more on some CPUs.
+template <int NV, class Label>
+fm::cpu::Counts count_flat_rows_f32(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  constexpr int64_t kWindow = 8 * NV;
+  const int64_t C = task.C;
+  const float* y = reinterpret_cast<const float*>(task.y);
+  // One past the view's highest element (rows may run backwards: ys_n < 0).
+  const float* end = y + (task.N > 0 && task.ys_n > 0 ? (task.N - 1) * task.ys_n : 0) + C;
+  __m256i active[NV];
+  for (int i = 0; i < NV; ++i) active[i] = F32Half::lanes_below(C - 8 * i);
+  const uint64_t valid = _bzhi_u64(~uint64_t(0), unsigned(C));
+  return count_flat_rows<float, Label>(task, r0, r1, [=](const float* row, int64_t target) {
+    __m256 x[NV];
+    if (row + kWindow <= end) {
+      for (int i = 0; i < NV; ++i) x[i] = _mm256_loadu_ps(row + 8 * i);
+    } else {
+      for (int i = 0; i < NV; ++i) x[i] = _mm256_maskload_ps(row + 8 * i, active[i]);
+    }
+    const __m256 v = _mm256_broadcast_ss(row + target);
+    const uint64_t before = _bzhi_u64(valid, unsigned(target));
+    uint64_t not_less_equal = 0, equal = 0;
+    if (__builtin_expect(row[target] != row[target], 0)) {  // a NaN target loses only to an earlier NaN
+      for (int i = 0; i < NV; ++i)
+        equal |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(x[i], x[i], _CMP_UNORD_Q))) << (8 * i);
+      return int64_t(_mm_popcnt_u64(equal & before));
+    }
+    // Above the target: !(x <= v) anywhere (false at the target itself), or x == v before it.
+    for (int i = 0; i < NV; ++i) {
+      not_less_equal |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(x[i], v, _CMP_NLE_UQ))) << (8 * i);
+      equal |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(x[i], v, _CMP_EQ_OQ))) << (8 * i);
+    }
+    return int64_t(_mm_popcnt_u64((not_less_equal & valid) | (equal & before)));
+  });
+}
+
+template <int NV>
+fm::cpu::Counts count_flat_rows_f32_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+  return with_label_type(task.t_code, [&](auto label) {
+    return count_flat_rows_f32<NV, decltype(label)>(task, r0, r1);
+  });
+}
+
+fm::cpu::CountRowsFn flat_f32_kernel(int64_t C) {
+  switch ((C + 7) / 8) {
+    case 1: return count_flat_rows_f32_any_label<1>;
+    case 2: return count_flat_rows_f32_any_label<2>;
+    case 3: return count_flat_rows_f32_any_label<3>;
+    case 4: return count_flat_rows_f32_any_label<4>;
+    case 5: return count_flat_rows_f32_any_label<5>;
+    case 6: return count_flat_rows_f32_any_label<6>;
+    case 7: return count_flat_rows_f32_any_label<7>;
+    default: return count_flat_rows_f32_any_label<8>;
+  }
+}
+
 template <class H>
 fm::cpu::Counts count_flat_rows_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
   return with_label_type(task.t_code, [&](auto label) {
@@ -137,7 +196,7 @@ fm::cpu::Counts fm::cpu::count_rows_avx2(const AccuracyTask& task, int64_t r0, i
     if (task.t_code == fm::kI64) return count_two_class_rows<Labels64x8>(task, r0, r1);
   }
   if (task.M == 1 && task.ys_c == 1 && task.C >= 1) {
-    if (task.y_code == fm::kF32 && task.C <= 2 * F32Half::kLanes) return count_flat_rows_any_label<F32Half>(task, r0, r1);
+    if (task.y_code == fm::kF32 && task.C <= 64) return flat_f32_kernel(task.C)(task, r0, r1);
     if (task.y_code == fm::kF64 && task.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>(task, r0, r1);
   }
   return count_rows_portable(task, r0, r1);

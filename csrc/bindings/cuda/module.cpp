@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "fm_cuda.h"
+#include "cuda/fm_cuda.h"
 
 namespace py = pybind11;
 

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 
-#include "fm_cuda.h"
-#include "launch_util.cuh"
+#include "cuda/fm_cuda.h"
+#include "cuda/launch_util.cuh"
 #include "semantics/hd.h"
 #include "semantics/moments.h"
 

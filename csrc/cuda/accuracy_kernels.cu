@@ -13,8 +13,8 @@
 
 #include <cstdint>
 
-#include "fm_cuda.h"
-#include "launch_util.cuh"
+#include "cuda/fm_cuda.h"
+#include "cuda/launch_util.cuh"
 #include "semantics/accuracy_rule.h"
 #include "semantics/dtypes.h"
 #include "semantics/hd.h"

@@ -44,12 +44,11 @@ fm::cpu::Counts count_flat_rows(const fm::AccuracyCall& call, int64_t r0, int64_
   return {correct, total};
 }
 
-// Any layout, one row at a time, stopping once k classes rank above the target.
-template <int Code>
-fm::cpu::Counts count_rows_strided(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
-  using L = Logit<Code>;
-  using F = typename L::Compute;
-  const auto* y = reinterpret_cast<const typename L::Storage*>(call.y);
+// The loop of the one-row-at-a-time kernels: classify each row's label, count
+// the non-ignored rows, and add is_correct(row, t) for rows with a valid label
+// (bounds checked before any score is read).
+template <class IsCorrect>
+fm::cpu::Counts count_labelled_rows(const fm::AccuracyCall& call, int64_t r0, int64_t r1, IsCorrect is_correct) {
   fm::cpu::Counts counts;
   for (int64_t r = r0; r < r1; ++r) {
     const fm::RowIndex i = fm::split_row(r, call.M);
@@ -58,30 +57,32 @@ fm::cpu::Counts count_rows_strided(const fm::AccuracyCall& call, int64_t r0, int
     if (kind == fm::kLabelIgnored) continue;
     ++counts.total;
     if (kind != fm::kLabelValid) continue;
-    const auto* row = y + fm::y_row_offset(call, i);
-    const int64_t ys_c = call.ys_c;
-    auto load = [row, ys_c](int64_t j) { return load_logit<Code>(row, j * ys_c); };
-    counts.correct += fm::target_rank<F>(load, call.C, t, call.k) < call.k;
+    counts.correct += is_correct(i, t);
   }
   return counts;
+}
+
+// Any layout, one row at a time, stopping once k classes rank above the target.
+template <int Code>
+fm::cpu::Counts count_rows_strided(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  using F = typename Logit<Code>::Compute;
+  const auto* y = reinterpret_cast<const typename Logit<Code>::Storage*>(call.y);
+  const int64_t C = call.C, ys_c = call.ys_c, k = call.k;
+  return count_labelled_rows(call, r0, r1, [=, &call](fm::RowIndex i, int64_t t) {
+    const auto* row = y + fm::y_row_offset(call, i);
+    auto load = [row, ys_c](int64_t j) { return load_logit<Code>(row, j * ys_c); };
+    return fm::target_rank<F>(load, C, t, k) < k;
+  });
 }
 
 // Rows whose classes are contiguous (ys_c == 1): the before/after split of the
 // rule gives two compare-and-count loops with no per-element branch.
 template <int Code>
 fm::cpu::Counts count_rows_contiguous(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
-  using L = Logit<Code>;
-  using F = typename L::Compute;
-  const auto* y = reinterpret_cast<const typename L::Storage*>(call.y);
-  fm::cpu::Counts counts;
-  const int64_t C = call.C;
-  for (int64_t r = r0; r < r1; ++r) {
-    const fm::RowIndex i = fm::split_row(r, call.M);
-    const int64_t t = label_at(call, i);
-    const int kind = fm::classify_label(t, C, call.has_ignore, call.ignore);
-    if (kind == fm::kLabelIgnored) continue;
-    ++counts.total;
-    if (kind != fm::kLabelValid) continue;
+  using F = typename Logit<Code>::Compute;
+  const auto* y = reinterpret_cast<const typename Logit<Code>::Storage*>(call.y);
+  const int64_t C = call.C, k = call.k;
+  return count_labelled_rows(call, r0, r1, [=, &call](fm::RowIndex i, int64_t t) {
     const auto* row = y + fm::y_row_offset(call, i);
     const F v = load_logit<Code>(row, t);
     int64_t rank = 0;
@@ -91,9 +92,8 @@ fm::cpu::Counts count_rows_contiguous(const fm::AccuracyCall& call, int64_t r0, 
       for (int64_t j = 0; j < t; ++j) rank += fm::ranks_above_before_target<F>(load_logit<Code>(row, j), v);
       for (int64_t j = t + 1; j < C; ++j) rank += fm::ranks_above_after_target<F>(load_logit<Code>(row, j), v);
     }
-    counts.correct += rank < call.k;
-  }
-  return counts;
+    return rank < k;
+  });
 }
 
 // Class axis strided and samples contiguous along m (ys_m == 1: images, sequences

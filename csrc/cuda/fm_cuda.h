@@ -1,7 +1,8 @@
-// Plain C++ interface of the CUDA kernels. The pybind11 binding (module.cpp) is
-// compiled by the host compiler and includes only this header, so nvcc never sees
-// pybind11 and the binding never sees CUDA headers. Every function returns a CUDA
-// error code as int (0 = success); fm_cuda_error_string turns it into text.
+// Plain C++ interface of the CUDA kernels. The pybind11 binding
+// (csrc/bindings/cuda/module.cpp) is compiled by the host compiler and includes only
+// this header and the plain semantics headers, so nvcc never sees pybind11 and the
+// binding never sees CUDA headers. Every function returns a CUDA error code as int
+// (0 = success); error_string turns it into text.
 #pragma once
 #include <cstdint>
 

@@ -1,19 +1,41 @@
+"""Shared test setup: the one GPU switch.
+
+Tests that need a GPU are marked ``gpu`` and skipped here, in one place, unless CuPy,
+a device and the CUDA kernels are all there. GPU test modules take ``cupy`` from this
+file (None without CuPy) so that they import everywhere.
+"""
 import pytest
+
+from fusedmetrics import _core
+
+try:
+    import cupy
+except Exception:  # noqa: BLE001 - not installed, or a broken CUDA install: no GPU either way
+    cupy = None
 
 
 def _gpu_usable():
     try:
-        import cupy
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - no cupy, no driver, no device: all mean "no GPU"
+        import fusedmetrics._cuda  # noqa: F401 - built with the CUDA kernels?
+        return cupy is not None and cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no kernels, no driver, no device: all mean "no GPU"
         return False
 
 
 GPU_USABLE = _gpu_usable()
-requires_gpu = pytest.mark.skipif(not GPU_USABLE, reason="needs CuPy and an NVIDIA GPU")
+_NO_GPU = "needs CuPy, an NVIDIA GPU and fusedmetrics built with its CUDA kernels"
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not GPU_USABLE:
-            item.add_marker(pytest.mark.skip(reason="needs CuPy and an NVIDIA GPU"))
+            item.add_marker(pytest.mark.skip(reason=_NO_GPU))
+
+
+@pytest.fixture(params=_core.usable_isas())
+def isa(request):
+    """Each CPU instruction set this machine can run, made the active one for the test."""
+    before = _core.active_isa()
+    assert _core.set_active_isa(request.param)
+    yield request.param
+    _core.set_active_isa(before)

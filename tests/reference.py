@@ -18,19 +18,17 @@ def top_k_counts(y, t, ignore_label=None, k=1):
     y = y.reshape(t.shape + (C,)) if y.size else np.zeros(t.shape + (C,))
     rows = y.reshape(t.size, C)
     labels = t.reshape(-1).astype(object)  # exact for every integer dtype
-    correct = total = 0
-    index = np.arange(C)
-    for row, label in zip(rows, labels):
-        if ignore_label is not None and label == ignore_label:
-            continue
-        total += 1
-        if not 0 <= label < C:
-            continue
-        nan = np.isnan(row)
-        order = np.lexsort((index, np.where(nan, 0.0, -row), ~nan))
-        rank = int(np.nonzero(order == label)[0][0])
-        correct += rank < k
-    return np.array([correct, total], dtype=np.int64)
+    keep = np.array([ignore_label is None or lab != ignore_label for lab in labels], dtype=bool)
+    valid = keep & np.array([0 <= lab < C for lab in labels], dtype=bool)
+    total = int(keep.sum())
+    if not valid.any():
+        return np.array([0, total], dtype=np.int64)
+    rows, lab = rows[valid], np.array([int(v) for v in labels[valid]], dtype=np.int64)
+    nan = np.isnan(rows)
+    index = np.broadcast_to(np.arange(C), rows.shape)
+    order = np.lexsort((index, np.where(nan, 0.0, -rows), ~nan), axis=-1)
+    rank = np.argmax(order == lab[:, None], axis=-1)
+    return np.array([int((rank < k).sum()), total], dtype=np.int64)
 
 
 def argmax_counts(y, t, ignore_label=None):

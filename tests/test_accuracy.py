@@ -22,13 +22,6 @@ LABELS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 1.0, 2.0, -1.0])
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _core.active_isa()
-    assert _core.set_active_isa(request.param)
-    yield request.param
-    _core.set_active_isa(before)
-
 
 def adversarial_scores(rng, shape, dtype, special_fraction=0.3, levels=None):
     """Random scores with ties, NaN, +-inf and -0.0 sprinkled in."""

@@ -6,19 +6,8 @@ import numpy as np
 import pytest
 
 import fusedmetrics as fm
-from fusedmetrics import _core
 
 from reference import top_k_counts
-
-ISAS = _core.usable_isas()
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _core.active_isa()
-    assert _core.set_active_isa(request.param)
-    yield request.param
-    _core.set_active_isa(before)
 
 
 def scores(rng, shape, dtype):

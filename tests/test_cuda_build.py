@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from fusedmetrics import _device
+from fusedmetrics import _interop, _layout
 
 
 def _cuda_module():
@@ -38,14 +38,19 @@ def test_launch_without_a_device_raises_runtime_error():
     if cuda.device_count() > 0:
         pytest.skip("a device is present; fake pointers must not reach a kernel")
     with pytest.raises(RuntimeError, match="CUDA error"):
-        cuda.accuracy_counts(4096, 2, 1, 3, 1, 3, 1, 1, 8192, 3, 1, 1, False, 0, 1, 16384, 0, 0)
+        cuda.AccuracyPlan(2, 1, 3, 1, (3, 1, 1), 3, (1, 1), False, 0, 1).launch(4096, 8192, 16384, 0, 0)
     with pytest.raises(RuntimeError, match="CUDA error"):
         cuda.summary_update([0], [4096], [2], [0], [0], [1.0], 8192, 0, 0, 4)
     assert cuda.pointer_device(4096) == -1
 
 
-ACC_OK = dict(y_ptr=4096, y_code=2, N=2, C=3, M=1, ysN=3, ysC=1, ysM=1, t_ptr=8192, t_code=3, tsN=1,
-              tsM=1, has_ignore=False, ignore=0, k=1, out_ptr=16384, device_id=0, stream_ptr=0)
+PLAN_OK = dict(y_code=2, N=2, C=3, M=1, y_strides=(3, 1, 1), t_code=3, t_strides=(1, 1), has_ignore=False,
+               ignore=0, k=1)
+LAUNCH_OK = dict(y_ptr=4096, t_ptr=8192, out_ptr=16384, device_id=0, stream_ptr=0)
+
+
+def _plan(cuda, **change):
+    return cuda.AccuracyPlan(*{**PLAN_OK, **change}.values())
 
 
 @pytest.mark.parametrize("change, message", [
@@ -54,23 +59,31 @@ ACC_OK = dict(y_ptr=4096, y_code=2, N=2, C=3, M=1, ysN=3, ysC=1, ysM=1, t_ptr=81
     (dict(N=-1), "N, C, M"),
     (dict(C=2 ** 31), "C < 2\\^31"),
     (dict(k=0), "k must be"),
-    (dict(out_ptr=0), "out_ptr"),
-    (dict(out_ptr=16388), "out_ptr"),
-    (dict(t_ptr=8193, t_code=2), "t_ptr"),
-    (dict(y_ptr=4098), "y_ptr"),
     (dict(N=2 ** 62, M=4), "overflows"),
-    (dict(N=2 ** 40, ysN=2 ** 40), "strides of y"),
-    (dict(device_id=-1), "device_id"),
+    (dict(N=2 ** 40, y_strides=(2 ** 40, 1, 1)), "strides of y"),
 ])
-def test_accuracy_arguments_are_checked_before_any_cuda_call(change, message):
+def test_accuracy_plan_checks_shapes_strides_and_codes_once(change, message):
     cuda = _cuda_module()
     with pytest.raises(ValueError, match=message):
-        cuda.accuracy_counts(**{**ACC_OK, **change})
+        _plan(cuda, **change)
+
+
+@pytest.mark.parametrize("change, plan_change, message", [
+    (dict(out_ptr=0), {}, "out_ptr"),
+    (dict(out_ptr=16388), {}, "out_ptr"),
+    (dict(t_ptr=8193), dict(t_code=2), "t_ptr"),
+    (dict(y_ptr=4098), {}, "y_ptr"),
+    (dict(device_id=-1), {}, "device_id"),
+])
+def test_accuracy_launch_checks_pointers_before_any_cuda_call(change, plan_change, message):
+    cuda = _cuda_module()
+    with pytest.raises(ValueError, match=message):
+        _plan(cuda, **plan_change).launch(*{**LAUNCH_OK, **change}.values())
 
 
 def test_accuracy_with_no_rows_is_a_no_op():
     cuda = _cuda_module()
-    assert cuda.accuracy_counts(**{**ACC_OK, "N": 0}) is None  # returns before any CUDA call
+    assert _plan(cuda, N=0).launch(*LAUNCH_OK.values()) is None  # returns before any CUDA call
 
 
 @pytest.mark.parametrize("args, message", [
@@ -103,7 +116,7 @@ class FakeDeviceArray:
 
 
 def test_describe_computes_c_contiguous_strides_when_the_interface_gives_none():
-    info = _device.describe(FakeDeviceArray((3, 4, 5), "<f4"))
+    info = _interop.describe(FakeDeviceArray((3, 4, 5), "<f4"))
     assert info.ptr == 0x7F0000000000
     assert info.shape == (3, 4, 5)
     assert info.strides == (80, 20, 4)
@@ -115,50 +128,51 @@ def test_describe_computes_c_contiguous_strides_when_the_interface_gives_none():
 
 
 def test_describe_keeps_given_strides_and_stream():
-    info = _device.describe(FakeDeviceArray((4, 6), "<i8", strides=(96, -8), stream=2))
+    info = _interop.describe(FakeDeviceArray((4, 6), "<i8", strides=(96, -8), stream=2))
     assert info.strides == (96, -8)
     assert info.dtype == np.int64
     assert info.stream_ptr == 2
 
 
 def test_describe_empty_and_zero_dim_arrays():
-    assert _device.describe(FakeDeviceArray((0, 3), "<f2", ptr=0)).strides == (6, 2)
-    info = _device.describe(FakeDeviceArray((), "|b1"))
+    assert _interop.describe(FakeDeviceArray((0, 3), "<f2", ptr=0)).strides == (6, 2)
+    info = _interop.describe(FakeDeviceArray((), "|b1"))
     assert info.shape == () and info.strides == () and info.dtype == np.bool_
 
 
 def test_describe_takes_bfloat16_from_the_objects_dtype():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     bf16 = np.dtype(ml_dtypes.bfloat16)
-    assert _device.describe(FakeDeviceArray((2,), bf16.str, dtype=bf16)).dtype == bf16
+    assert _interop.describe(FakeDeviceArray((2,), bf16.str, dtype=bf16)).dtype == bf16
     with pytest.raises(TypeError, match="typestr"):
-        _device.describe(FakeDeviceArray((2,), "<V2"))
+        _interop.describe(FakeDeviceArray((2,), "<V2"))
 
 
 def test_describe_rejects_host_objects():
     with pytest.raises(TypeError, match="__cuda_array_interface__"):
-        _device.describe(np.zeros(3))
+        _interop.describe(np.zeros(3))
 
 
 def test_is_device_array():
-    assert _device.is_device_array(FakeDeviceArray((1,), "<f4"))
-    assert not _device.is_device_array(np.zeros(1))
-    assert not _device.is_device_array(1.0)
+    assert _interop.is_device_array(FakeDeviceArray((1,), "<f4"))
+    assert not _interop.is_device_array(np.zeros(1))
+    assert not _interop.is_device_array(1.0)
 
 
-@pytest.mark.parametrize("t_code, has_ignore, ignore, expected", [
-    (3, False, 5, (False, 0)),
-    (3, True, -1, (True, -1)),
-    (7, True, 2 ** 64 - 1, (True, -1)),   # uint64: bits reinterpreted like the labels
-    (7, True, -1, (True, -1)),            # already reinterpreted by the front-end
-    (3, True, 2 ** 63, (False, 0)),       # no int64 label can equal it
-    (0, True, -(2 ** 63) - 1, (False, 0)),
+@pytest.mark.parametrize("ignore_label, t_dtype, expected", [
+    (None, np.int64, (False, 0)),
+    (-1, np.int64, (True, -1)),
+    (2 ** 64 - 1, np.uint64, (True, -1)),   # uint64: bits reinterpreted like the labels
+    (2 ** 63, np.int64, (False, 0)),        # no int64 label can equal it
+    (-(2 ** 63) - 1, np.int8, (False, 0)),
 ])
-def test_ignore_label_is_normalised_to_the_int64_reading(t_code, has_ignore, ignore, expected):
-    assert _device._normalise_ignore(t_code, has_ignore, ignore) == expected
+def test_ignore_label_is_converted_to_the_int64_reading(ignore_label, t_dtype, expected):
+    """The one conversion both backends use (the device path used to convert twice)."""
+    assert _layout.ignore_value(ignore_label, t_dtype) == expected
 
 
-def test_importing_the_device_module_does_not_import_cupy():
-    code = "import sys, fusedmetrics._device; print('cupy' in sys.modules)"
+def test_importing_the_device_modules_does_not_import_cupy():
+    code = ("import sys, fusedmetrics._interop, fusedmetrics._device_accuracy, fusedmetrics._device_moments; "
+            "print('cupy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip().splitlines()[-1] == "False"  # an editable install may log a rebuild first

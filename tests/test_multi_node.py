@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fusedmetrics._snapshot import check_state_dict
 from fusedmetrics.multi_node import _pair, _states
 from fusedmetrics.multi_node import ShardView, merge_tables, shard_bounds
 
@@ -40,7 +41,11 @@ def tables_of(states):
             if n not in index:
                 index[n] = len(registry)
                 registry.append(n)
-    packed = [_states.pack(*_states.check_state_dict(sd, "test"), index, len(registry)) for sd in states]
+    packed = []
+    for sd in states:
+        names, moments, integer = check_state_dict(sd, "test")
+        rows = np.array([index[n] for n in names], dtype=np.intp)
+        packed.append(_states.pack_rows(rows, moments, integer, len(registry)))
     return registry, np.stack(packed) if packed else np.zeros((0, 0, 4))
 
 
@@ -62,6 +67,12 @@ def assert_state_close(got, want, scale):
         assert abs(g[2] - w[2]) <= 1e-11 * w[0] * scale ** 2, (n, g[2], w[2])
 
 
+def merge_pair(a, b):
+    """Chan merge of two (K, 3) row sets, a first, through the rank-order merge."""
+    flags = np.ones((len(a), 1))
+    return merge_tables(np.stack([np.hstack([a[:, :3], flags]), np.hstack([b[:, :3], flags])]))[:, :3]
+
+
 def merge_tree(rows, shape_bits):
     """Merges a list of (K, 3) rows in a random binary tree chosen by shape_bits."""
     rows = list(rows)
@@ -69,7 +80,7 @@ def merge_tree(rows, shape_bits):
     while len(rows) > 1:
         j = shape_bits[i % len(shape_bits)] % (len(rows) - 1)
         i += 1
-        rows[j:j + 2] = [_states.merge_pair(rows[j], rows[j + 1])]
+        rows[j:j + 2] = [merge_pair(rows[j], rows[j + 1])]
     return rows[0]
 
 
@@ -134,7 +145,7 @@ def test_rank_order_merge_has_the_bits_of_dictsummary_merge(records, cuts):
 def test_merge_pair_weight_zero_returns_other_side_exactly():
     a = np.array([[0.0, 0.0, 0.0], [2.0, 1.5, 0.25], [0.0, 7.0, 0.0], [3.0, 1.0, 2.0]])
     b = np.array([[4.0, 2.0, 1.0], [0.0, 9.0, 9.0], [0.0, 5.0, 0.0], [1.0, 5.0, 0.0]])
-    out = _states.merge_pair(a, b)
+    out = merge_pair(a, b)
     np.testing.assert_array_equal(out[0], b[0])
     np.testing.assert_array_equal(out[1], a[1])
     np.testing.assert_array_equal(out[2], a[2])  # both empty: a's row, like fm::moments_merge
@@ -166,19 +177,19 @@ def test_merge_tables_is_deterministic_and_flags_combine():
 
 def test_pack_places_rows_by_registry():
     index = {"x": 2, "y": 0, "z": 1}
-    table = _states.pack(["x", "y"], np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),
-                         np.array([True, False]), index, 3)
+    rows = np.array([index[n] for n in ["x", "y"]], dtype=np.intp)
+    table = _states.pack_rows(rows, np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), np.array([True, False]), 3)
     np.testing.assert_array_equal(table, [[4, 5, 6, 1], [0, 0, 0, 0], [1, 2, 3, 3]])
 
 
 def test_check_state_dict_rejects_bad_input():
     with pytest.raises(TypeError, match="names"):
-        _states.check_state_dict({"moments": np.zeros((0, 3))}, "local")
+        check_state_dict({"moments": np.zeros((0, 3))}, "local")
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
-        _states.check_state_dict({"names": ["a", "b"], "moments": np.zeros((1, 3)),
+        check_state_dict({"names": ["a", "b"], "moments": np.zeros((1, 3)),
                                   "integer_weights": np.zeros(2, bool)}, "local")
     with pytest.raises(TypeError, match="str"):
-        _states.check_state_dict({"names": [1], "moments": np.zeros((1, 3)),
+        check_state_dict({"names": [1], "moments": np.zeros((1, 3)),
                                   "integer_weights": np.zeros(1, bool)}, "local")
 
 

@@ -1,13 +1,10 @@
 """The Python side of the device path (hand-off, commit/discard, host+device
-merge) against a NumPy stand-in for fusedmetrics._device.DeviceMomentStore.
-Runs without a GPU; the real store is tested in test_summary_gpu.py."""
-import sys
-import types
-
+merge) against a NumPy stand-in for fusedmetrics._device_moments.DeviceMomentStore.
+Runs without a GPU; the real store is tested by the gpu-marked summary tests."""
 import numpy as np
 import pytest
 
-import fusedmetrics
+from fusedmetrics import _device_moments
 from fusedmetrics.summary import DictSummary
 
 
@@ -71,14 +68,9 @@ class FakeStore:
 
 @pytest.fixture
 def fake_device(monkeypatch):
-    module = types.ModuleType("fusedmetrics._device")
-    module.DeviceMomentStore = FakeStore
-    module.describe = lambda obj: types.SimpleNamespace(device_id=0)
-    module.is_device_array = lambda obj: hasattr(obj, "__cuda_array_interface__")
-    monkeypatch.setitem(sys.modules, "fusedmetrics._device", module)
-    monkeypatch.setattr(fusedmetrics, "_device", module, raising=False)
+    monkeypatch.setattr(_device_moments, "DeviceMomentStore", FakeStore)
     FakeStore.instances.clear()
-    return module
+    return FakeStore
 
 
 def test_mixed_host_and_device_values_match_host_only(fake_device):

@@ -10,7 +10,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "cpu/accuracy_task.h"
+#include "bindings/accuracy_call_checks.h"
+#include "cpu/accuracy.h"
+#include "cpu/cpu_features.h"
 #include "semantics/dtypes.h"
 
 namespace py = pybind11;
@@ -58,37 +60,39 @@ void require_inside(const Extent& view, const py::array& a, const char* name) {
 
 // One normalised call shape, built once by Python and reused for every batch of
 // that shape (fusedmetrics/accuracy.py caches them): the per-call work is then the
-// buffer checks and the kernels.
+// buffer checks and the kernels. The kernel is selected here, once, for the active
+// ISA; set_active_isa() moves isa_generation(), and count() then selects again, so a
+// cached plan never runs an ISA build other than the active one.
 class AccuracyPlan {
  public:
   AccuracyPlan(int y_code, int64_t N, int64_t C, int64_t M, std::array<int64_t, 3> ys, int t_code,
                std::array<int64_t, 2> ts, bool has_ignore, int64_t ignore, int64_t k)
-      : task_{nullptr, y_code, N, C, M, ys[0], ys[1], ys[2], nullptr, t_code, ts[0], ts[1], has_ignore, ignore, k} {
-    if (y_code < fm::kF16 || y_code > fm::kF64) throw std::invalid_argument("unknown logit dtype code");
-    if (t_code < fm::kI8 || t_code > fm::kU64) throw std::invalid_argument("unknown label dtype code");
-    if (N < 0 || C < 0 || M < 0 || k < 1) throw std::invalid_argument("negative size or k < 1");
+      : call_(fm::bindings::make_accuracy_call(y_code, N, C, M, ys, t_code, ts, has_ignore, ignore, k, 63)) {
+    select();
   }
 
   // Adds [correct, total] of (y, t) into out.
-  void count(const py::array& y, const py::array& t, py::array_t<int64_t, 0> out) const {
-    if (y.itemsize() != fm::logit_itemsize(task_.y_code) || t.itemsize() != fm::label_itemsize(task_.t_code))
+  void count(const py::array& y, const py::array& t, py::array_t<int64_t, 0> out) {
+    if (y.itemsize() != fm::logit_itemsize(call_.y_code) || t.itemsize() != fm::label_itemsize(call_.t_code))
       throw std::invalid_argument("the arrays' item sizes do not match the plan");
     if (out.ndim() != 1 || out.shape(0) != 2 || !out.writeable())
       throw std::invalid_argument("out must be a writeable int64 array of shape (2,)");
     const int64_t yi = y.itemsize(), ti = t.itemsize();
-    const auto& p = task_;
+    const auto& p = call_;
     const int64_t y_shape[] = {p.N, p.C, p.M}, y_strides[] = {p.ys_n, p.ys_c, p.ys_m};
     const int64_t t_shape[] = {p.N, p.M}, t_strides[] = {p.ts_n, p.ts_m};
     require_inside(extent_of(3, y_shape, y_strides, yi, yi), y, "y");
     require_inside(extent_of(2, t_shape, t_strides, ti, ti), t, "t");
+    if (generation_ != fm::cpu::isa_generation()) select();
 
-    fm::cpu::AccuracyTask task = task_;
-    task.y = static_cast<const char*>(y.data());
-    task.t = static_cast<const char*>(t.data());
+    fm::AccuracyCall call = call_;
+    call.y = y.data();
+    call.t = t.data();
+    const fm::cpu::CountRowsFn kernel = kernel_;
     fm::cpu::Counts counts;
     {
       py::gil_scoped_release release;
-      counts = fm::cpu::count_accuracy(task);
+      counts = fm::cpu::count_accuracy(call, kernel);
     }
     auto acc = out.mutable_unchecked<1>();
     acc(0) += counts.correct;
@@ -96,7 +100,15 @@ class AccuracyPlan {
   }
 
  private:
-  fm::cpu::AccuracyTask task_;
+  // Under the GIL: the generation first, so a change during selection selects again.
+  void select() {
+    generation_ = fm::cpu::isa_generation();
+    kernel_ = fm::cpu::select_kernel(call_);
+  }
+
+  fm::AccuracyCall call_;
+  fm::cpu::CountRowsFn kernel_ = nullptr;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace

@@ -4,12 +4,14 @@
 namespace py = pybind11;
 
 void bind_info(py::module_& m);
+void bind_dtypes(py::module_& m);
 void bind_accuracy(py::module_& m);
 void bind_summary(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedmetrics CPU kernels";
   bind_info(m);
+  bind_dtypes(m);
   bind_accuracy(m);
   bind_summary(m);
 }

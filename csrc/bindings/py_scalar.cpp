@@ -5,17 +5,33 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "semantics/hd.h"
+#include "semantics/dtypes.h"
+#include "semantics/scalars.h"
 
 namespace py = pybind11;
 
 namespace fmpy {
 namespace {
 
-enum class Raw : std::uint8_t { F16, F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, Bool };
+// The scalar dtypes a host value can have, numbered by the shared scalar codes.
+enum class Raw : std::uint8_t {
+  F16 = fm::scalar_code_of_logit(fm::kF16),
+  F32 = fm::scalar_code_of_logit(fm::kF32),
+  F64 = fm::scalar_code_of_logit(fm::kF64),
+  I8 = fm::scalar_code_of_label(fm::kI8),
+  I16 = fm::scalar_code_of_label(fm::kI16),
+  I32 = fm::scalar_code_of_label(fm::kI32),
+  I64 = fm::scalar_code_of_label(fm::kI64),
+  U8 = fm::scalar_code_of_label(fm::kU8),
+  U16 = fm::scalar_code_of_label(fm::kU16),
+  U32 = fm::scalar_code_of_label(fm::kU32),
+  U64 = fm::scalar_code_of_label(fm::kU64),
+  Bool = fm::kScalarBool,
+};
 
 bool raw_is_integer(Raw r) { return r != Raw::F16 && r != Raw::F32 && r != Raw::F64; }
 
@@ -32,21 +48,7 @@ T load(const void* p, bool swap) {
 }
 
 double read_raw(const void* p, Raw r, bool swap) {
-  switch (r) {
-    case Raw::F16: return fm::half_to_float(load<std::uint16_t>(p, swap));
-    case Raw::F32: return load<float>(p, swap);
-    case Raw::F64: return load<double>(p, swap);
-    case Raw::I8: return load<std::int8_t>(p, false);
-    case Raw::I16: return load<std::int16_t>(p, swap);
-    case Raw::I32: return load<std::int32_t>(p, swap);
-    case Raw::I64: return static_cast<double>(load<std::int64_t>(p, swap));
-    case Raw::U8: return load<std::uint8_t>(p, false);
-    case Raw::U16: return load<std::uint16_t>(p, swap);
-    case Raw::U32: return load<std::uint32_t>(p, swap);
-    case Raw::U64: return static_cast<double>(load<std::uint64_t>(p, swap));
-    case Raw::Bool: return load<std::uint8_t>(p, false) != 0 ? 1.0 : 0.0;
-  }
-  return 0.0;
+  return fm::read_scalar(p, int(r), [swap](const auto* q) { return load<std::remove_cv_t<std::remove_pointer_t<decltype(q)>>>(q, swap); });
 }
 
 // Maps a buffer-protocol format ("f", "<d", "=e", "?", "q", ...) to a Raw code.

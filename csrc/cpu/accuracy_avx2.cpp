@@ -4,9 +4,9 @@
 // portable code, vectorised by the compiler for AVX2.
 #include <immintrin.h>
 
-#include "cpu/accuracy_task.h"
+#include "cpu/accuracy.h"
 #include "semantics/accuracy_rule.h"
-#include "semantics/dtypes.h"
+#include "semantics/logits.h"
 
 namespace {
 #include "cpu/kernels_portable.h"
@@ -42,12 +42,12 @@ struct F64Half {
 // Flat rows (M == 1) of at most 2 * kLanes classes; see the AVX-512 kernel of the
 // same name for the logic: no data-dependent branch, a NaN target selected.
 template <class H, class Label>
-fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+fm::cpu::Counts count_flat_rows_two_halves(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   constexpr int W = H::kLanes;
-  const int64_t C = task.C;
+  const int64_t C = call.C;
   const __m256i low_active = H::lanes_below(C), high_active = H::lanes_below(C - W);
   const uint32_t valid = _bzhi_u32(~0u, unsigned(C));
-  return count_flat_rows<typename H::Storage, Label>(task, r0, r1, [=](const auto* row, int64_t target) {
+  return count_flat_rows<typename H::Storage, Label>(call, r0, r1, [=](const auto* row, int64_t target) {
     const auto low = H::load(row, low_active), high = H::load(row + W, high_active);
     const auto v = H::splat(row[target]);
     const uint32_t before = _bzhi_u32(valid, unsigned(target));
@@ -68,16 +68,16 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::cpu::AccuracyTask& task, in
 // rows' scores and are masked out of the count); only the last rows need masked
 // loads, which cost several times more on some CPUs.
 template <int NV, class Label>
-fm::cpu::Counts count_flat_rows_f32(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+fm::cpu::Counts count_flat_rows_f32(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   constexpr int64_t kWindow = 8 * NV;
-  const int64_t C = task.C;
-  const float* y = reinterpret_cast<const float*>(task.y);
+  const int64_t C = call.C;
+  const float* y = reinterpret_cast<const float*>(call.y);
   // One past the view's highest element (rows may run backwards: ys_n < 0).
-  const float* end = y + (task.N > 0 && task.ys_n > 0 ? (task.N - 1) * task.ys_n : 0) + C;
+  const float* end = y + (call.N > 0 && call.ys_n > 0 ? (call.N - 1) * call.ys_n : 0) + C;
   __m256i active[NV];
   for (int i = 0; i < NV; ++i) active[i] = F32Half::lanes_below(C - 8 * i);
   const uint64_t valid = _bzhi_u64(~uint64_t(0), unsigned(C));
-  return count_flat_rows<float, Label>(task, r0, r1, [=](const float* row, int64_t target) {
+  return count_flat_rows<float, Label>(call, r0, r1, [=](const float* row, int64_t target) {
     __m256 x[NV];
     if (row + kWindow <= end) {
       for (int i = 0; i < NV; ++i) x[i] = _mm256_loadu_ps(row + 8 * i);
@@ -102,9 +102,9 @@ fm::cpu::Counts count_flat_rows_f32(const fm::cpu::AccuracyTask& task, int64_t r
 }
 
 template <int NV>
-fm::cpu::Counts count_flat_rows_f32_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  return with_label_type(task.t_code, [&](auto label) {
-    return count_flat_rows_f32<NV, decltype(label)>(task, r0, r1);
+fm::cpu::Counts count_flat_rows_f32_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  return fm::with_label_type(call.t_code, [&](auto label) {
+    return count_flat_rows_f32<NV, decltype(label)>(call, r0, r1);
   });
 }
 
@@ -122,15 +122,15 @@ fm::cpu::CountRowsFn flat_f32_kernel(int64_t C) {
 }
 
 template <class H>
-fm::cpu::Counts count_flat_rows_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  return with_label_type(task.t_code, [&](auto label) {
-    return count_flat_rows_two_halves<H, decltype(label)>(task, r0, r1);
+fm::cpu::Counts count_flat_rows_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  return fm::with_label_type(call.t_code, [&](auto label) {
+    return count_flat_rows_two_halves<H, decltype(label)>(call, r0, r1);
   });
 }
 
 // Two float32 classes, rows and labels contiguous: 8 rows per step, de-interleaved
 // in registers (see the AVX-512 two-class kernel). Scores become integer order keys
-// (fm::order_key); a row's target is beaten iff (target == 1) XOR (key1 > key0):
+// (semantics/accuracy_rule.h); a row's target is beaten iff (target == 1) XOR (key1 > key0):
 // class 0 beats a target of 1 when key0 >= key1, class 1 beats a target of 0 when
 // key1 > key0.
 __m256i float32_order_keys(__m256 x) {
@@ -165,9 +165,9 @@ struct Labels64x8 {
 };
 
 template <class L>
-fm::cpu::Counts count_two_class_rows(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  const float* y = reinterpret_cast<const float*>(task.y) + 2 * r0;
-  const auto* labels = reinterpret_cast<const typename L::Type*>(task.t) + r0;
+fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  const float* y = reinterpret_cast<const float*>(call.y) + 2 * r0;
+  const auto* labels = reinterpret_cast<const typename L::Type*>(call.t) + r0;
   const int64_t steps = (r1 - r0) / 8;
   int64_t correct = 0, total = 0;
   for (int64_t s = 0; s < steps; ++s, y += 16, labels += 8) {
@@ -176,28 +176,28 @@ fm::cpu::Counts count_two_class_rows(const fm::cpu::AccuracyTask& task, int64_t 
     const auto in_row_order = [](__m256 v) { return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8)); };
     const __m256i key0 = float32_order_keys(in_row_order(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0))));
     const __m256i key1 = float32_order_keys(in_row_order(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1))));
-    const uint32_t ignored = task.has_ignore ? L::equal(labels, task.ignore) : 0;
+    const uint32_t ignored = call.has_ignore ? L::equal(labels, call.ignore) : 0;
     const uint32_t zero = L::equal(labels, 0), one = L::equal(labels, 1);
     const uint32_t valid = (zero | one) & ~ignored;
     const uint32_t beaten = one ^ lanes_of(_mm256_cmpgt_epi32(key1, key0));
     total += 8 - _mm_popcnt_u32(ignored);
-    correct += _mm_popcnt_u32(task.k > 1 ? valid : valid & ~beaten);
+    correct += _mm_popcnt_u32(call.k > 1 ? valid : valid & ~beaten);
   }
-  const fm::cpu::Counts tail = count_flat_rows_two_halves<F32Half, typename L::Type>(task, r0 + 8 * steps, r1);
+  const fm::cpu::Counts tail = count_flat_rows_two_halves<F32Half, typename L::Type>(call, r0 + 8 * steps, r1);
   return {correct + tail.correct, total + tail.total};
 }
 
 }  // namespace
 
-fm::cpu::Counts fm::cpu::count_rows_avx2(const AccuracyTask& task, int64_t r0, int64_t r1) {
+fm::cpu::CountRowsFn fm::cpu::select_kernel_avx2(const AccuracyCall& call) {
   // These kernels read row[0] for rows they then mask out: only safe when C >= 1.
-  if (task.M == 1 && task.ys_c == 1 && task.C == 2 && task.ys_n == 2 && task.ts_n == 1 && task.y_code == fm::kF32) {
-    if (task.t_code == fm::kI32) return count_two_class_rows<Labels32x8>(task, r0, r1);
-    if (task.t_code == fm::kI64) return count_two_class_rows<Labels64x8>(task, r0, r1);
+  if (call.M == 1 && call.ys_c == 1 && call.C == 2 && call.ys_n == 2 && call.ts_n == 1 && call.y_code == fm::kF32) {
+    if (call.t_code == fm::kI32) return count_two_class_rows<Labels32x8>;
+    if (call.t_code == fm::kI64) return count_two_class_rows<Labels64x8>;
   }
-  if (task.M == 1 && task.ys_c == 1 && task.C >= 1) {
-    if (task.y_code == fm::kF32 && task.C <= 64) return flat_f32_kernel(task.C)(task, r0, r1);
-    if (task.y_code == fm::kF64 && task.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>(task, r0, r1);
+  if (call.M == 1 && call.ys_c == 1 && call.C >= 1) {
+    if (call.y_code == fm::kF32 && call.C <= 64) return flat_f32_kernel(call.C);
+    if (call.y_code == fm::kF64 && call.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>;
   }
-  return count_rows_portable(task, r0, r1);
+  return select_portable(call);
 }

@@ -7,9 +7,9 @@
 // kernels, vectorised for AVX-512.
 #include <immintrin.h>
 
-#include "cpu/accuracy_task.h"
+#include "cpu/accuracy.h"
 #include "semantics/accuracy_rule.h"
-#include "semantics/dtypes.h"
+#include "semantics/logits.h"
 
 namespace {
 #include "cpu/kernels_portable.h"
@@ -23,26 +23,26 @@ struct F32x16 {
   using Vec = __m512;
   using Mask = __mmask16;
   static constexpr int kLanes = 16;
+  static constexpr int kCode = fm::kF32;
   static Vec load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static Vec splat(float v) { return _mm512_set1_ps(v); }
   static Mask not_less(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLT_UQ); }
   static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_ps_mask(x, v, _CMP_NLE_UQ); }
-  static float scalar(const float* p, int64_t i) { return p[i]; }
 };
 
 struct F16x16 : F32x16 {
   using Storage = uint16_t;
+  static constexpr int kCode = fm::kF16;
   static Vec load(const uint16_t* p, Mask m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
-  static float scalar(const uint16_t* p, int64_t i) { return fm::half_to_float(p[i]); }
 };
 
 struct BF16x16 : F32x16 {
   using Storage = uint16_t;
+  static constexpr int kCode = fm::kBF16;
   static Vec load(const uint16_t* p, Mask m) {
     const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
   }
-  static float scalar(const uint16_t* p, int64_t i) { return fm::bfloat16_to_float(p[i]); }
 };
 
 struct F64x8 {
@@ -51,11 +51,11 @@ struct F64x8 {
   using Vec = __m512d;
   using Mask = __mmask8;
   static constexpr int kLanes = 8;
+  static constexpr int kCode = fm::kF64;
   static Vec load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
   static Vec splat(double v) { return _mm512_set1_pd(v); }
   static Mask not_less(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLT_UQ); }
   static Mask not_less_equal(Vec x, Vec v) { return _mm512_cmp_pd_mask(x, v, _CMP_NLE_UQ); }
-  static double scalar(const double* p, int64_t i) { return p[i]; }
 };
 
 // The first `count` lanes, count clamped to [0, kLanes]. Branch-free (BZHI): the
@@ -93,31 +93,31 @@ int64_t count_ranked_above(const typename V::Storage* row, int64_t j0, int64_t j
 }
 
 template <class V, class Label>
-fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+fm::cpu::Counts count_rows_simd(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   using F = typename V::Compute;
-  const auto* y = reinterpret_cast<const typename V::Storage*>(task.y);
-  const auto* labels = reinterpret_cast<const Label*>(task.t);
-  const int64_t C = task.C;
+  const auto* y = reinterpret_cast<const typename V::Storage*>(call.y);
+  const auto* labels = reinterpret_cast<const Label*>(call.t);
+  const int64_t C = call.C;
   const bool one_vector = C <= V::kLanes;
-  const bool prefetch = task.M == 1 && C * int64_t(sizeof(typename V::Storage)) >= 1024;
+  const bool prefetch = call.M == 1 && C * int64_t(sizeof(typename V::Storage)) >= 1024;
   fm::cpu::Counts counts;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = task.M == 1 ? r : r / task.M, m = task.M == 1 ? 0 : r % task.M;
-    const auto* row = y + n * task.ys_n + m * task.ys_m;
+    const fm::RowIndex i = fm::split_row(r, call.M);
+    const auto* row = y + fm::y_row_offset(call, i);
     if (prefetch) {  // the hardware prefetcher restarts at page boundaries; rows are about a page
-      const char* next = reinterpret_cast<const char*>(row + task.ys_n);
+      const char* next = reinterpret_cast<const char*>(row + call.ys_n);
       for (int line = 0; line < 8; ++line) _mm_prefetch(next + 64 * line, _MM_HINT_T0);
     }
-    const auto t = static_cast<int64_t>(labels[n * task.ts_n + m * task.ts_m]);
-    const int kind = fm::classify_label(t, C, task.has_ignore, task.ignore);
+    const auto t = static_cast<int64_t>(labels[fm::t_row_offset(call, i)]);
+    const int kind = fm::classify_label(t, C, call.has_ignore, call.ignore);
     if (kind == fm::kLabelIgnored) continue;
     ++counts.total;
     if (kind != fm::kLabelValid) continue;
-    const F v = V::scalar(row, t);
+    const F v = load_logit<V::kCode>(row, t);
     int64_t rank;
     if (v != v) {  // rare: a NaN target is beaten only by an earlier NaN
       rank = 0;
-      for (int64_t j = 0; j < t; ++j) rank += fm::rank_step<F>(V::scalar(row, j), v, true);
+      for (int64_t j = 0; j < t; ++j) rank += fm::rank_step<F>(load_logit<V::kCode>(row, j), v, true);
     } else if (one_vector) {
       const auto valid = first_lanes<V>(C);
       const auto before = first_lanes<V>(t);
@@ -129,48 +129,48 @@ fm::cpu::Counts count_rows_simd(const fm::cpu::AccuracyTask& task, int64_t r0, i
       const auto vv = V::splat(v);
       rank = count_ranked_above<V, true>(row, 0, t, vv) + count_ranked_above<V, false>(row, t + 1, C, vv);
     }
-    counts.correct += rank < task.k;
+    counts.correct += rank < call.k;
   }
   return counts;
 }
 
 template <class V>
-fm::cpu::Counts count_rows_simd_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  return with_label_type(task.t_code, [&](auto label) {
-    return count_rows_simd<V, decltype(label)>(task, r0, r1);
+fm::cpu::Counts count_rows_simd_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  return fm::with_label_type(call.t_code, [&](auto label) {
+    return count_rows_simd<V, decltype(label)>(call, r0, r1);
   });
 }
 
 template <class K>
-fm::cpu::Counts count_flat_rows_by_keys_any_label(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  return with_label_type(task.t_code, [&](auto label) {
-    return count_flat_rows_by_keys<K, decltype(label)>(task, r0, r1);
+fm::cpu::Counts count_flat_rows_by_keys_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  return fm::with_label_type(call.t_code, [&](auto label) {
+    return count_flat_rows_by_keys<K, decltype(label)>(call, r0, r1);
   });
 }
 
 // The flat one-register kernel for this dtype, or nullptr if the rows do not fit.
-fm::cpu::CountRowsFn flat_kernel_by_keys(const fm::cpu::AccuracyTask& task) {
-  if (task.M != 1 || task.ys_c != 1 || task.C < 1) return nullptr;  // count_flat_rows needs C >= 1
-  switch (task.y_code) {
-    case fm::kF16: return task.C <= Float16Keys::kLanes ? count_flat_rows_by_keys_any_label<Float16Keys> : nullptr;
-    case fm::kBF16: return task.C <= BFloat16Keys::kLanes ? count_flat_rows_by_keys_any_label<BFloat16Keys> : nullptr;
-    case fm::kF32: return task.C <= Float32Keys::kLanes ? count_flat_rows_by_keys_any_label<Float32Keys> : nullptr;
-    default: return task.C <= Float64Keys::kLanes ? count_flat_rows_by_keys_any_label<Float64Keys> : nullptr;
+fm::cpu::CountRowsFn flat_kernel_by_keys(const fm::AccuracyCall& call) {
+  if (call.M != 1 || call.ys_c != 1 || call.C < 1) return nullptr;  // count_flat_rows needs C >= 1
+  switch (call.y_code) {
+    case fm::kF16: return call.C <= Float16Keys::kLanes ? count_flat_rows_by_keys_any_label<Float16Keys> : nullptr;
+    case fm::kBF16: return call.C <= BFloat16Keys::kLanes ? count_flat_rows_by_keys_any_label<BFloat16Keys> : nullptr;
+    case fm::kF32: return call.C <= Float32Keys::kLanes ? count_flat_rows_by_keys_any_label<Float32Keys> : nullptr;
+    default: return call.C <= Float64Keys::kLanes ? count_flat_rows_by_keys_any_label<Float64Keys> : nullptr;
   }
 }
 
 }  // namespace
 
-fm::cpu::Counts fm::cpu::count_rows_avx512(const AccuracyTask& task, int64_t r0, int64_t r1) {
-  if (const CountRowsFn few_classes = few_class_kernel_avx512(task)) return few_classes(task, r0, r1);
-  if (const CountRowsFn flat = flat_kernel_by_keys(task)) return flat(task, r0, r1);
-  if (task.ys_c == 1) {
-    switch (task.y_code) {
-      case fm::kF32: return count_rows_simd_any_label<F32x16>(task, r0, r1);
-      case fm::kF16: return count_rows_simd_any_label<F16x16>(task, r0, r1);
-      case fm::kBF16: return count_rows_simd_any_label<BF16x16>(task, r0, r1);
-      default: return count_rows_simd_any_label<F64x8>(task, r0, r1);
+fm::cpu::CountRowsFn fm::cpu::select_kernel_avx512(const AccuracyCall& call) {
+  if (const CountRowsFn few_classes = few_class_kernel_avx512(call)) return few_classes;
+  if (const CountRowsFn flat = flat_kernel_by_keys(call)) return flat;
+  if (call.ys_c == 1) {
+    switch (call.y_code) {
+      case fm::kF32: return count_rows_simd_any_label<F32x16>;
+      case fm::kF16: return count_rows_simd_any_label<F16x16>;
+      case fm::kBF16: return count_rows_simd_any_label<BF16x16>;
+      default: return count_rows_simd_any_label<F64x8>;
     }
   }
-  return count_rows_portable(task, r0, r1);
+  return select_portable(call);
 }

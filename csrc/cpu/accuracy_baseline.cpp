@@ -1,12 +1,10 @@
 // Accuracy kernels for any CPU: the portable code with the default flags.
-#include "cpu/accuracy_task.h"
+#include "cpu/accuracy.h"
 #include "semantics/accuracy_rule.h"
-#include "semantics/dtypes.h"
+#include "semantics/logits.h"
 
 namespace {
 #include "cpu/kernels_portable.h"
 }  // namespace
 
-fm::cpu::Counts fm::cpu::count_rows_baseline(const AccuracyTask& task, int64_t r0, int64_t r1) {
-  return count_rows_portable(task, r0, r1);
-}
+fm::cpu::CountRowsFn fm::cpu::select_kernel_baseline(const AccuracyCall& call) { return select_portable(call); }

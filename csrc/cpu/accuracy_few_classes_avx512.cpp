@@ -4,9 +4,9 @@
 // step. This file alone is compiled with the AVX-512 flags.
 #include <immintrin.h>
 
-#include "cpu/accuracy_task.h"
+#include "cpu/accuracy.h"
 #include "semantics/accuracy_rule.h"
-#include "semantics/dtypes.h"
+#include "semantics/logits.h"
 
 namespace {
 #include "cpu/kernels_portable.h"
@@ -77,19 +77,19 @@ struct TwoHalf {
 };
 
 template <class Scores, class Keys, class L>
-fm::cpu::Counts count_two_class_rows(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  const auto* y = reinterpret_cast<const typename Scores::Storage*>(task.y) + 2 * r0;
-  const auto* labels = reinterpret_cast<const typename L::Type*>(task.t) + r0;
+fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  const auto* y = reinterpret_cast<const typename Scores::Storage*>(call.y) + 2 * r0;
+  const auto* labels = reinterpret_cast<const typename L::Type*>(call.t) + r0;
   const int64_t steps = (r1 - r0) / 16;
   int64_t correct = 0, total = 0;
   for (int64_t s = 0; s < steps; ++s, y += 32, labels += 16) {
-    const __mmask16 ignored = task.has_ignore ? L::equal(labels, task.ignore) : __mmask16(0);
+    const __mmask16 ignored = call.has_ignore ? L::equal(labels, call.ignore) : __mmask16(0);
     const __mmask16 valid = L::in_range(labels, 2) & ~ignored;
     const __mmask16 beaten = Scores::beaten(y, L::equal(labels, 1));  // rank 1: the other class is above
     total += 16 - _mm_popcnt_u32(ignored);
-    correct += _mm_popcnt_u32(task.k > 1 ? valid : __mmask16(valid & ~beaten));
+    correct += _mm_popcnt_u32(call.k > 1 ? valid : __mmask16(valid & ~beaten));
   }
-  const fm::cpu::Counts tail = count_flat_rows_by_keys<Keys, typename L::Type>(task, r0 + 16 * steps, r1);
+  const fm::cpu::Counts tail = count_flat_rows_by_keys<Keys, typename L::Type>(call, r0 + 16 * steps, r1);
   return {correct + tail.correct, total + tail.total};
 }
 
@@ -105,14 +105,14 @@ fm::cpu::CountRowsFn two_class_kernel_for_labels(int t_code) {
 // per class; then each class is one key compare per 16 rows, and ranks accumulate
 // lane-wise (any k).
 template <int kClasses, class L>
-fm::cpu::Counts count_few_class_rows(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
+fm::cpu::Counts count_few_class_rows(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   static_assert(kClasses == 4 || kClasses == 8, "power-of-two class counts only");
-  const auto* y = reinterpret_cast<const float*>(task.y) + kClasses * r0;
-  const auto* labels = reinterpret_cast<const typename L::Type*>(task.t) + r0;
+  const auto* y = reinterpret_cast<const float*>(call.y) + kClasses * r0;
+  const auto* labels = reinterpret_cast<const typename L::Type*>(call.t) + r0;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i one = _mm512_set1_epi32(1);
-  const __m512i k = _mm512_set1_epi32(task.k < kClasses ? int32_t(task.k) : kClasses);  // rank < C always
+  const __m512i k = _mm512_set1_epi32(call.k < kClasses ? int32_t(call.k) : kClasses);  // rank < C always
   const int64_t steps = (r1 - r0) / 16;
   int64_t correct = 0, total = 0;
   for (int64_t s = 0; s < steps; ++s, y += 16 * kClasses, labels += 16) {
@@ -127,7 +127,7 @@ fm::cpu::Counts count_few_class_rows(const fm::cpu::AccuracyTask& task, int64_t 
     }
     for (int c = 0; c < kClasses; ++c) reg[c] = Float32Keys::keys(reg[c]);  // reg[c]: class c of the 16 rows
 
-    const __mmask16 ignored = task.has_ignore ? L::equal(labels, task.ignore) : __mmask16(0);
+    const __mmask16 ignored = call.has_ignore ? L::equal(labels, call.ignore) : __mmask16(0);
     const __mmask16 valid = L::in_range(labels, kClasses) & ~ignored;
     const __m512i target = _mm512_maskz_mov_epi32(valid, L::as_int32(labels));
     __m512i target_key = reg[0];
@@ -143,33 +143,33 @@ fm::cpu::Counts count_few_class_rows(const fm::cpu::AccuracyTask& task, int64_t 
     total += 16 - _mm_popcnt_u32(ignored);
     correct += _mm_popcnt_u32(_mm512_mask_cmplt_epi32_mask(valid, rank, k));
   }
-  const fm::cpu::Counts tail = count_flat_rows_by_keys<Float32Keys, typename L::Type>(task, r0 + 16 * steps, r1);
+  const fm::cpu::Counts tail = count_flat_rows_by_keys<Float32Keys, typename L::Type>(call, r0 + 16 * steps, r1);
   return {correct + tail.correct, total + tail.total};
 }
 
-fm::cpu::CountRowsFn four_or_eight_class_kernel(const fm::cpu::AccuracyTask& task) {
-  if (task.y_code != fm::kF32 || task.M != 1 || task.ys_c != 1 || task.ys_n != task.C || task.ts_n != 1)
+fm::cpu::CountRowsFn four_or_eight_class_kernel(const fm::AccuracyCall& call) {
+  if (call.y_code != fm::kF32 || call.M != 1 || call.ys_c != 1 || call.ys_n != call.C || call.ts_n != 1)
     return nullptr;
-  const bool i32 = task.t_code == fm::kI32, i64 = task.t_code == fm::kI64;
+  const bool i32 = call.t_code == fm::kI32, i64 = call.t_code == fm::kI64;
   if (!(i32 || i64)) return nullptr;
-  if (task.C == 4) return i32 ? count_few_class_rows<4, Labels32> : count_few_class_rows<4, Labels64>;
-  if (task.C == 8) return i32 ? count_few_class_rows<8, Labels32> : count_few_class_rows<8, Labels64>;
+  if (call.C == 4) return i32 ? count_few_class_rows<4, Labels32> : count_few_class_rows<4, Labels64>;
+  if (call.C == 8) return i32 ? count_few_class_rows<8, Labels32> : count_few_class_rows<8, Labels64>;
   return nullptr;
 }
 
-fm::cpu::CountRowsFn two_class_kernel(const fm::cpu::AccuracyTask& task) {
-  if (task.C != 2 || task.M != 1 || task.ys_c != 1 || task.ys_n != 2 || task.ts_n != 1) return nullptr;
-  switch (task.y_code) {
-    case fm::kF32: return two_class_kernel_for_labels<TwoFloat32, Float32Keys>(task.t_code);
-    case fm::kF16: return two_class_kernel_for_labels<TwoHalf<Float16Keys>, Float16Keys>(task.t_code);
-    case fm::kBF16: return two_class_kernel_for_labels<TwoHalf<BFloat16Keys>, BFloat16Keys>(task.t_code);
+fm::cpu::CountRowsFn two_class_kernel(const fm::AccuracyCall& call) {
+  if (call.C != 2 || call.M != 1 || call.ys_c != 1 || call.ys_n != 2 || call.ts_n != 1) return nullptr;
+  switch (call.y_code) {
+    case fm::kF32: return two_class_kernel_for_labels<TwoFloat32, Float32Keys>(call.t_code);
+    case fm::kF16: return two_class_kernel_for_labels<TwoHalf<Float16Keys>, Float16Keys>(call.t_code);
+    case fm::kBF16: return two_class_kernel_for_labels<TwoHalf<BFloat16Keys>, BFloat16Keys>(call.t_code);
     default: return nullptr;
   }
 }
 
 }  // namespace
 
-fm::cpu::CountRowsFn fm::cpu::few_class_kernel_avx512(const AccuracyTask& task) {
-  if (const CountRowsFn two = two_class_kernel(task)) return two;
-  return four_or_eight_class_kernel(task);
+fm::cpu::CountRowsFn fm::cpu::few_class_kernel_avx512(const AccuracyCall& call) {
+  if (const CountRowsFn two = two_class_kernel(call)) return two;
+  return four_or_eight_class_kernel(call);
 }

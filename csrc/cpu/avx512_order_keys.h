@@ -1,6 +1,6 @@
 // Scores as integer order keys for the AVX-512 kernels (included inside each AVX-512
 // translation unit's anonymous namespace, after cpu/kernels_portable.h).
-// Scores as integer order keys (fm::order_key in accuracy_rule.h), a whole row of up
+// Scores as integer order keys (defined in semantics/accuracy_rule.h), a whole row of up
 // to kLanes classes in one register. With keys, the rule is two signed compares and
 // needs no NaN case: before the target "key >= target key", after it "key > target key".
 struct Keys16 {  // float16 / bfloat16: 32 lanes of int16 keys
@@ -74,10 +74,10 @@ struct Float64Keys {  // 8 lanes of int64 keys
 // case, bound by per-row work rather than bytes. One masked load per row and no
 // data-dependent branch: out-of-range and ignored labels are masked out of the sums.
 template <class K, class Label>
-fm::cpu::Counts count_flat_rows_by_keys(const fm::cpu::AccuracyTask& task, int64_t r0, int64_t r1) {
-  const auto valid = typename K::Mask(_bzhi_u32(~0u, unsigned(task.C)));  // C <= kLanes <= 32
+fm::cpu::Counts count_flat_rows_by_keys(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  const auto valid = typename K::Mask(_bzhi_u32(~0u, unsigned(call.C)));  // C <= kLanes <= 32
   const __m512i lanes = K::lane_indices();
-  return count_flat_rows<typename K::Storage, Label>(task, r0, r1, [valid, lanes](const auto* row, int64_t target) {
+  return count_flat_rows<typename K::Storage, Label>(call, r0, r1, [valid, lanes](const auto* row, int64_t target) {
     const __m512i key = K::keys(K::load(row, valid));
     const __m512i target_lane = K::splat(target);
     const __m512i target_key = K::pick(target_lane, key);

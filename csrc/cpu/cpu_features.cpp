@@ -1,5 +1,6 @@
 #include "cpu/cpu_features.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 
@@ -28,6 +29,7 @@ bool cpu_has_avx512() {
 
 std::mutex g_mutex;
 std::string g_active;
+std::atomic<uint64_t> g_generation{0};
 
 }  // namespace
 
@@ -43,11 +45,14 @@ bool set_active_isa(const std::string& isa) {
     if (usable == isa) {
       std::lock_guard<std::mutex> lock(g_mutex);
       g_active = isa;
+      g_generation.fetch_add(1, std::memory_order_release);
       return true;
     }
   }
   return false;
 }
+
+uint64_t isa_generation() { return g_generation.load(std::memory_order_acquire); }
 
 std::string active_isa() {
   {

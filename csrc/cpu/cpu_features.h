@@ -1,5 +1,6 @@
 // Which instruction-set build of the CPU kernels runs here.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,5 +16,9 @@ std::string active_isa();
 
 // Returns false (and changes nothing) if `isa` is not usable here.
 bool set_active_isa(const std::string& isa);
+
+// Changes whenever the active ISA may have changed (a lock-free read): plans keep
+// the kernel they selected and select again only when this moved.
+uint64_t isa_generation();
 
 }  // namespace fm::cpu

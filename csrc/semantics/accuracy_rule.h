@@ -3,8 +3,9 @@
 // numpy's argmax order: NaN is the greatest value and the first NaN wins; among
 // equal values the lowest index wins. The target t (value v = y[t]) is ranked by
 // counting the classes that come before it in that order; the row is correct for
-// top-k when fewer than k classes rank above it. No argmax is ever computed.
-// See research/kernels.md section 1 for the proof sketch and the checks.
+// top-k when fewer than k classes rank above it. No argmax is ever computed: the
+// argmax is t exactly when no earlier class ranks >= v and no later one ranks > v
+// (in that order), and the count of classes failing this is t's rank.
 #pragma once
 #include "hd.h"
 
@@ -45,19 +46,13 @@ FM_HD int ranks_above_before_target(F x, F v) { return int(!(x < v)); }
 template <class F>
 FM_HD int ranks_above_after_target(F x, F v) { return int(!(x <= v)); }
 
-// The same rule as integer compares. Map each score's bits to a key that orders like
-// numpy's argmax order: -0.0 and +0.0 share a key, every NaN gets the largest key.
-// Then, for any target (NaN or not), a class before the target ranks above it iff
-// key(x) >= key(v), and a class after it iff key(x) > key(v): no NaN special case.
-// (For a NaN target, key(v) is the largest key, so only an earlier NaN ties it.)
-// Works for binary16 (kSignBit 0x8000, kInfBits 0x7c00), bfloat16 (0x8000, 0x7f80),
-// binary32 and binary64; SIMD kernels apply it lane-wise.
-template <class Int, class UInt>
-FM_HD Int order_key(UInt bits, UInt sign_bit, UInt inf_bits) {
-  const UInt magnitude = bits & UInt(sign_bit - 1);
-  if (magnitude > inf_bits) return Int(sign_bit - 1);  // NaN: above +inf
-  return (bits & sign_bit) ? -Int(magnitude) : Int(magnitude);
-}
+// The same rule as integer compares ("order keys", applied lane-wise by the SIMD
+// kernels): map each score's bits to key = magnitude, negated for a set sign bit,
+// and the largest key for every NaN (magnitude above the infinity's bits). Keys
+// order like numpy's argmax order (-0.0 and +0.0 share a key). Then, for any target
+// (NaN or not), a class before the target ranks above it iff key(x) >= key(v), and a
+// class after it iff key(x) > key(v): no NaN special case. Works for binary16,
+// bfloat16, binary32 and binary64 bits.
 
 // The number of classes ranked above the target, counted until it reaches k.
 // load(j) returns the score of class j as F.

@@ -3,8 +3,7 @@
 //
 // Update: West (1979), the weighted form of Welford's rule. Merge: Chan, Golub and
 // LeVeque. Both keep a constant series at M2 == 0 exactly, and neither subtracts
-// two large sums, so the variance never comes out negative from cancellation
-// (research/kernels.md section 4).
+// two large sums, so the variance never comes out negative from cancellation.
 #pragma once
 #include "hd.h"
 

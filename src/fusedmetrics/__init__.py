@@ -1,11 +1,12 @@
 """fusedmetrics: fused, exact metric bookkeeping for training and evaluation loops."""
+from ._version import version as _version
 from ._info import build_info, cuda_available, get_num_threads, set_num_threads
-from .accuracy import accuracy, accuracy_counts
+from ._accuracy import accuracy, accuracy_counts
 from .multi_node import create_multi_node_evaluator, scatter_dataset
 from .chainer_compat import install_chainer_reporter, uninstall_chainer_reporter
 from .summary import DictSummary, Summary
 
-__version__ = "0.1.0"
+__version__ = _version()
 
 __all__ = [
     "DictSummary",

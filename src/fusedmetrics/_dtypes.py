@@ -1,12 +1,15 @@
-"""Dtype codes shared with the C++ and CUDA code (csrc/semantics/dtypes.h)."""
+"""Dtype codes shared with the C++ and CUDA code, built from the one table the
+extension exports (_core.DTYPE_CODES)."""
 import numpy as np
 
-LOGIT_CODES = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
-LABEL_CODES = {
-    "int8": 0, "int16": 1, "int32": 2, "int64": 3,
-    "uint8": 4, "uint16": 5, "uint32": 6, "uint64": 7,
-}
-BOOL_SCALAR_CODE = 12
+from . import _core
+
+_TABLE = _core.DTYPE_CODES
+
+LOGIT_CODES = {name: code for name, (code, _) in _TABLE["logit"].items()}
+LABEL_CODES = {name: code for name, (code, _) in _TABLE["label"].items()}
+_SCALAR_CODES = {name: code for name, (code, _) in _TABLE["scalar"].items()}
+BOOL_SCALAR_CODE = _SCALAR_CODES["bool"]
 
 
 def logit_code(dtype):
@@ -20,12 +23,5 @@ def label_code(dtype):
 
 
 def scalar_code(dtype):
-    """Code of a summary value/weight dtype: floats 0-3, integers 4-11, bool 12, else None."""
-    name = np.dtype(dtype).name
-    if name in LOGIT_CODES:
-        return LOGIT_CODES[name]
-    if name in LABEL_CODES:
-        return 4 + LABEL_CODES[name]
-    if name == "bool":
-        return BOOL_SCALAR_CODE
-    return None
+    """Code of a summary value/weight dtype (floats, integers, bool), or None."""
+    return _SCALAR_CODES.get(np.dtype(dtype).name)

@@ -43,7 +43,3 @@ def uninstall_chainer_reporter():
         setattr(module, name, original)
     _originals = None
 
-
-def is_chainer_reporter_installed():
-    """Whether install_chainer_reporter() is in effect."""
-    return _originals is not None

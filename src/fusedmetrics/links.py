@@ -8,7 +8,8 @@ import chainer.links as L
 from chainer import reporter
 
 import fusedmetrics
-from fusedmetrics.accuracy import accuracy_from_counts
+from fusedmetrics._accuracy import accuracy_from_counts
+from fusedmetrics._interop import unwrap
 
 
 def _fused_ignore_label(accfun):
@@ -67,9 +68,9 @@ class Classifier(L.Classifier):
         if self.compute_accuracy:
             fused, ignore_label = _fused_ignore_label(self.accfun)
             if fused:
-                y = _as_array(self.y)
+                y = unwrap(self.y)
                 counts = fusedmetrics.accuracy_counts(
-                    y, _as_array(t), ignore_label)
+                    y, unwrap(t), ignore_label)
                 self.accuracy = chainer.Variable(
                     accuracy_from_counts(counts, y.dtype, ignore_label),
                     requires_grad=False)
@@ -97,6 +98,3 @@ class Classifier(L.Classifier):
             t = kwargs.pop(key)
         return args, kwargs, t
 
-
-def _as_array(x):
-    return x.array if isinstance(x, chainer.Variable) else x

@@ -33,18 +33,13 @@ Where we deliberately differ from Chainer:
   half-loaded; a ``Summary`` whose statistics are missing keeps its contents
   (Chainer overwrites the fields it could read before the missing one).
 """
-import json
-import sys
-import warnings
-
 import numpy
 
-from . import _core
+from . import _core, _snapshot
+from ._interop import describe, is_device_array
 
 __all__ = ["Summary", "DictSummary"]
 
-_MOMENTS_KEY = "_fm_moments"
-_INTEGER_KEY = "_fm_integer_weights"
 _SUMMARY_KEY = "Summary"  # the single key of a Summary (appears in error messages)
 
 
@@ -63,11 +58,11 @@ class _SummaryBase:
         # The C++ state validated the whole batch and holds it pending: commit
         # only after the launch succeeded, so a failure loses nothing.
         try:
-            from . import _device
+            from ._device_moments import DeviceMomentStore
 
             values = [_as_device_value(v, weights[i]) for i, v in enumerate(values)]
             if self._store is None:
-                self._store = _device.DeviceMomentStore(_device.describe(values[0]).device_id)
+                self._store = DeviceMomentStore(describe(values[0]).device_id)
             self._store.add(slots, values, weights)
         except BaseException:
             self._state.discard_pending()
@@ -97,87 +92,14 @@ class _SummaryBase:
 def _as_device_value(value, weight):
     """Device launches take device values; a host value with a device weight is
     copied to that weight's device (rare: Chainer would compute on the device too)."""
-    if hasattr(value, "__cuda_array_interface__"):
+    if is_device_array(value):
         return value
     import cupy
 
-    from . import _device
-
     # describe() finds the device of any __cuda_array_interface__ weight; a
     # torch tensor's .device has .index, not CuPy's .id.
-    with cupy.cuda.Device(_device.describe(weight).device_id):
+    with cupy.cuda.Device(describe(weight).device_id):
         return cupy.asarray(numpy.asarray(value, dtype=numpy.float64))
-
-
-def _is_writer(serializer):
-    """Chainer's test ``isinstance(serializer, chainer.serializer.Serializer)``,
-    without importing Chainer when nobody else has."""
-    module = sys.modules.get("chainer.serializer")
-    if module is not None:
-        return isinstance(serializer, module.Serializer)
-    for cls in type(serializer).__mro__:
-        if cls.__name__ == "Deserializer":
-            return False
-        if cls.__name__ == "Serializer":
-            return True
-    raise TypeError(
-        "serialize() needs a chainer Serializer or Deserializer; got {}".format(type(serializer).__name__))
-
-
-def _chainer_triplet(row, integer):
-    """Chainer's (_x, _x2, _n) for one key: x = W*mean, x2 = M2 + W*mean^2."""
-    weight, mean, m2 = (float(v) for v in row)
-    n = int(weight) if integer and weight == weight and weight == int(weight) else weight
-    return weight * mean, m2 + weight * mean * mean, n
-
-
-def _moments_from_chainer(x, x2, n):
-    """(W, mean, M2) from Chainer's sums; M2 clamped at 0 (its sums may cancel)."""
-    mean = x / n
-    return n, mean, max(x2 - n * mean * mean, 0.0)
-
-
-def _read_optional(serializer, key):
-    """The stored array for key, or None when the snapshot does not have it."""
-    try:
-        value = serializer(key, None)
-    except KeyError:
-        return None
-    return None if value is None else numpy.asarray(value)
-
-
-def _read_exact(serializer, count):
-    """Our exact state, or None when the snapshot was written by Chainer."""
-    moments = _read_optional(serializer, _MOMENTS_KEY)
-    if moments is None:
-        return None
-    if moments.shape != (count, 3):
-        raise ValueError("snapshot key {} has shape {}, expected ({}, 3) for {} names".format(
-            _MOMENTS_KEY, moments.shape, count, count))
-    moments = numpy.array(moments, dtype=numpy.float64)
-    integer = _read_optional(serializer, _INTEGER_KEY)
-    if integer is None:
-        integer = numpy.floor(moments[:, 0]) == moments[:, 0]
-    elif integer.shape != (count,):
-        raise ValueError("snapshot key {} has shape {}, expected ({},)".format(
-            _INTEGER_KEY, integer.shape, count))
-    return moments, numpy.array(integer, dtype=bool)
-
-
-def _read_chainer_summary(serializer):
-    """((W, mean, M2), integer) from Chainer's `_x`, `_x2`, `_n`, or None (with
-    Chainer's warning) when they are missing."""
-    try:
-        x = serializer("_x", None)
-        x2 = serializer("_x2", None)
-        n = serializer("_n", None)
-    except KeyError:
-        x = None
-    if x is None or x2 is None or n is None:
-        warnings.warn("The previous statistics are not saved.")
-        return None
-    n = numpy.asarray(n)
-    return _moments_from_chainer(float(x), float(x2), float(n)), n.dtype.kind in "iub"
 
 
 class Summary(_SummaryBase):
@@ -231,31 +153,18 @@ class Summary(_SummaryBase):
     def serialize(self, serializer):
         """Chainer's keys `_x`, `_x2`, `_n` plus our exact state (`_fm_moments` (3,),
         `_fm_integer_weights` ()), preferred when present."""
-        if _is_writer(serializer):
+        if _snapshot.is_writer(serializer):
             if len(self._state):
                 row = self._merged_moments()[0]
                 integer = bool(self._state.integer_weights()[0])
             else:
                 row, integer = numpy.zeros(3), True
-            x, x2, n = _chainer_triplet(row, integer)
-            serializer("_x", x)
-            serializer("_x2", x2)
-            serializer("_n", n)
-            serializer(_MOMENTS_KEY, numpy.array(row, dtype=numpy.float64))
-            serializer(_INTEGER_KEY, numpy.array(integer))
+            _snapshot.write_summary(serializer, row, integer)
             return
-        moments = _read_optional(serializer, _MOMENTS_KEY)
-        if moments is not None:
-            if moments.shape != (3,):
-                raise ValueError("snapshot key {} has shape {}, expected (3,)".format(_MOMENTS_KEY, moments.shape))
-            integer = _read_optional(serializer, _INTEGER_KEY)
-            row = numpy.array(moments, dtype=numpy.float64)
-            integer = bool(row[0] == numpy.floor(row[0])) if integer is None else bool(integer)
-        else:
-            read = _read_chainer_summary(serializer)
-            if read is None:
-                return
-            row, integer = read
+        read = _snapshot.read_summary(serializer)
+        if read is None:
+            return
+        row, integer = read
         if row[0] > 0:
             self._replace([_SUMMARY_KEY], numpy.array([row], dtype=numpy.float64), numpy.array([integer]))
         else:
@@ -320,15 +229,7 @@ class DictSummary(_SummaryBase):
 
     def load_state_dict(self, state_dict):
         """Replaces the contents with a state_dict() (validated first)."""
-        try:
-            names = list(state_dict["names"])
-            moments = numpy.asarray(state_dict["moments"], dtype=numpy.float64)
-            integer = numpy.asarray(state_dict["integer_weights"], dtype=bool)
-        except (KeyError, TypeError) as e:
-            raise ValueError("state_dict must have 'names', 'moments' and 'integer_weights': {}".format(e)) from e
-        if moments.size == 0 and not names:
-            moments = moments.reshape(0, 3)
-        self._replace(names, moments, integer)
+        self._replace(*_snapshot.check_state_dict(state_dict))
 
     @classmethod
     def from_state_dict(cls, state_dict):
@@ -359,46 +260,8 @@ class DictSummary(_SummaryBase):
         """Writes Chainer's layout (`_names`, `_summaries/<i>/_x`, `_x2`, `_n`) plus
         `_fm_moments` (K, 3) and `_fm_integer_weights` (K,); reads either, preferring
         ours. Loading replaces the contents."""
-        if _is_writer(serializer):
-            names = self._state.names()
-            moments = self._merged_moments()
-            integer = self._state.integer_weights()
-            serializer("_names", json.dumps(names))
-            summaries = serializer["_summaries"]
-            for index in range(len(names)):
-                x, x2, n = _chainer_triplet(moments[index], integer[index])
-                sub = summaries[str(index)]
-                sub("_x", x)
-                sub("_x2", x2)
-                sub("_n", n)
-            serializer(_MOMENTS_KEY, moments)
-            serializer(_INTEGER_KEY, integer)
+        if _snapshot.is_writer(serializer):
+            _snapshot.write_dict_summary(serializer, self._state.names(), self._merged_moments(),
+                                         self._state.integer_weights())
             return
-        try:
-            names_json = serializer("_names", "")
-        except KeyError:
-            names_json = ""
-        if names_json is None or str(names_json) == "":
-            warnings.warn("The names of statistics are not saved.")
-            self._replace([], numpy.zeros((0, 3)), numpy.zeros(0, dtype=bool))
-            return
-        names = json.loads(str(names_json))
-        exact = _read_exact(serializer, len(names))
-        if exact is not None:
-            self._replace(names, exact[0], exact[1])
-            return
-        kept, rows, integer = [], [], []
-        summaries = serializer["_summaries"]
-        for index, name in enumerate(names):
-            read = _read_chainer_summary(summaries[str(index)])
-            if read is None:
-                continue
-            row, is_integer = read
-            if row[0] < 0:
-                raise ValueError("snapshot has a negative total weight {} for {!r}".format(row[0], name))
-            if row[0] == 0:  # Chainer keeps entries that only saw weight 0; we have none
-                continue
-            kept.append(name)
-            rows.append(row)
-            integer.append(is_integer)
-        self._replace(kept, numpy.array(rows, dtype=numpy.float64).reshape(-1, 3), numpy.array(integer, dtype=bool))
+        self._replace(*_snapshot.read_dict_summary(serializer))

@@ -9,10 +9,11 @@ import math
 
 import numpy as np
 
-# Issue 2's shapes: the smallest N per class count; doubled as needed to exceed the cache.
+# Few, moderate, many and very many classes: the smallest N per class count; doubled as needed to
+# exceed the cache (a kernel that reads from cache would be timed, not one that reads memory).
 BASE_SHAPES = [(1 << 20, 10), (1 << 17, 100), (1 << 14, 1000), (1024, 32000)]
 QUICK_SHAPES = [(1 << 20, 10), (1 << 14, 1000)]
-GPU_MIN_BYTES = 1 << 30          # issue 2: GPU figures on inputs of 1 GB or more
+GPU_MIN_BYTES = 1 << 30          # GPU inputs of 1 GB or more: far beyond the L2, so HBM is measured
 POOL_CACHE_FACTOR = 4
 POOL_MIN_TOTAL = 512 << 20
 POOL_MAX = 16
@@ -71,7 +72,7 @@ def input_bytes(n, c, dtype, label_dtype):
 
 
 def default_shapes(device, dtype, label_dtype, llc_bytes, quick):
-    """Issue 2's shapes, N doubled until the inputs exceed the cache (CPU) or 1 GB (GPU)."""
+    """BASE_SHAPES (or QUICK_SHAPES), N doubled until the inputs exceed the cache (CPU) or 1 GB (GPU)."""
     floor = GPU_MIN_BYTES if device == "cuda" else (llc_bytes or 32 << 20) + 1
     shapes = []
     for n, c in (QUICK_SHAPES if quick else BASE_SHAPES):

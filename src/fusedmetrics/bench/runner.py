@@ -26,7 +26,7 @@ def build_parser():
                    help=f"comma-separated suites to run (default: all of {','.join(SUITES)})")
     p.add_argument("--shapes", default=None,
                    help="accuracy shapes NxC, comma-separated, e.g. 1048576x10,16384x1000 "
-                        "(default: issue 2's shapes, N grown until the inputs exceed the last-level cache; "
+                        "(default: C in {10, 100, 1000, 32000}, N grown until the inputs exceed the last-level cache; "
                         "1 GB or more on a GPU)")
     p.add_argument("--classes", default=None,
                    help="accuracy class counts, comma-separated, each with N grown until one input is at "

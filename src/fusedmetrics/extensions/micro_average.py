@@ -8,30 +8,15 @@ from chainer import reporter
 from chainer.training import extension
 from chainer.training import util as training_util
 
+from .._interop import is_device_array, to_host, unwrap
+
 _TRIGGER_MARKER = '_trigger_saved'
 _TRIGGER_PATH = '_trigger'
 
 
-def _unwrap(value):
-    # A Variable in the observation is replaced by its array (Chainer's
-    # accumulator would become a Variable, and float() of it fails later).
-    if isinstance(value, chainer.Variable):
-        return value.array
-    return value
-
-
-def _is_device_array(value):
-    return hasattr(value, '__cuda_array_interface__')
-
-
 def _to_host(value):
     """A host copy of an accumulator (this is where a device sync happens)."""
-    if _is_device_array(value):
-        if hasattr(value, 'get'):
-            return value.get()
-        import cupy  # a non-cupy CUDA array: cupy reads the interface
-        return cupy.asarray(value).get()
-    return value
+    return to_host(value) if is_device_array(value) else value
 
 
 def _python_scalar(loaded):
@@ -123,8 +108,10 @@ class MicroAverage(extension.Extension):
                 and self._denominator_key in observation):
             return
 
-        self._numerator += _unwrap(observation[self._numerator_key])
-        self._denominator += _unwrap(observation[self._denominator_key])
+        # A Variable in the observation is replaced by its array (Chainer's
+        # accumulator would become a Variable, and float() of it fails later).
+        self._numerator += unwrap(observation[self._numerator_key])
+        self._denominator += unwrap(observation[self._denominator_key])
 
         if self._trigger(trainer):
             numerator, denominator = self._numerator, self._denominator

@@ -25,6 +25,7 @@ import traceback
 
 import numpy as np
 
+from .._snapshot import check_state_dict
 from . import _states
 
 _TAG = 0x464D4D4E  # "FMMN": catches ranks that reached different collectives on this comm
@@ -75,7 +76,7 @@ class StateAggregator:
         names, moments, integer, need_names = [], None, None, False
         if failure is None:
             try:
-                names, moments, integer = _states.check_state_dict(local_state, "local DictSummary")
+                names, moments, integer = check_state_dict(local_state, "local DictSummary")
             except (TypeError, ValueError) as exc:  # still join the collective below
                 report_local_failure(exc, comm.Get_rank(), size)
                 failure = exc

@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from .._interop import is_device_array, to_host, unwrap
 from ._aggregate import RemoteEvaluationError
 from ._comm import resolve_comm
 
@@ -65,10 +66,9 @@ def _sum_column(gathered, slot):
 
 def _host_number(x, name):
     """Returns x as a Python int (integer kinds) or float; raises TypeError/ValueError naming it."""
-    if hasattr(x, "array") and not isinstance(x, np.ndarray):  # chainer.Variable
-        x = x.array
-    if hasattr(x, "__cuda_array_interface__"):
-        x = _device_to_host(x, name)
+    x = unwrap(x)
+    if is_device_array(x):
+        x = to_host(x)
     if isinstance(x, (bool, np.bool_)):
         return int(x)
     if isinstance(x, numbers.Integral):
@@ -94,14 +94,3 @@ def _checked_int(v, name):
         raise ValueError(f"{name}={v} does not fit in int64")
     return v
 
-
-def _device_to_host(x, name):
-    get = getattr(x, "get", None)  # cupy.ndarray
-    if callable(get):
-        return get()
-    try:
-        import cupy
-    except ImportError as exc:
-        raise TypeError(f"{name} is a device array of type {type(x).__qualname__}; reading it "
-                        "needs cupy") from exc
-    return cupy.asarray(x).get()

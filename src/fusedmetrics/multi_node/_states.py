@@ -1,7 +1,7 @@
 """Packing DictSummary states into one float64 table, and merging tables in rank order.
 
-A state dict is what ``fusedmetrics.DictSummary.state_dict()`` returns:
-``{'names': [str], 'moments': float64 (K, 3) [W, mean, M2], 'integer_weights': bool (K,)}``.
+The state dicts (checked by ``fusedmetrics._snapshot.check_state_dict``) are what
+``fusedmetrics.DictSummary.state_dict()`` returns.
 
 On the wire every rank sends the same-sized table, one row per name of the shared key registry
 (identical on all ranks): ``[W, mean, M2, flags]`` with ``flags = PRESENT | INTEGER_WEIGHTS``.
@@ -17,42 +17,13 @@ INTEGER_WEIGHTS = 2.0
 COLUMNS = 4
 
 
-def check_state_dict(sd, where):
-    """Validates a local state dict; returns (names, moments (K,3) float64, integer_weights (K,) bool)."""
-    try:
-        names = list(sd["names"])
-        moments = np.asarray(sd["moments"], dtype=np.float64)
-        integer = np.asarray(sd["integer_weights"], dtype=bool)
-    except (KeyError, TypeError) as exc:
-        raise TypeError(f"{where}: state_dict() must have 'names', 'moments', 'integer_weights'; "
-                        f"got {type(sd).__name__}") from exc
-    k = len(names)
-    if moments.shape != (k, 3) or integer.shape != (k,):
-        raise ValueError(f"{where}: state_dict() has {k} names but moments of shape {moments.shape} "
-                         f"and integer_weights of shape {integer.shape}; expected ({k}, 3) and ({k},)")
-    if not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{where}: state_dict() names must be str")
-    return names, moments, integer
-
-
-def pack(names, moments, integer, index, size):
-    """Scatters the local rows into a (size, 4) table in registry order (``index``: name -> row)."""
-    rows = np.fromiter((index[n] for n in names), dtype=np.intp, count=len(names))
-    return pack_rows(rows, moments, integer, size)
-
-
 def pack_rows(rows, moments, integer, size):
-    """Like ``pack`` with the registry rows of the local names already looked up."""
+    """Scatters the local rows into a (size, 4) table at the registry rows ``rows`` of the local names."""
     table = np.zeros((size, COLUMNS), dtype=np.float64)
     if len(rows):
         table[rows, :3] = moments
         table[rows, 3] = PRESENT + INTEGER_WEIGHTS * integer
     return table
-
-
-def merge_pair(a, b):
-    """Chan merge of two (K, 3+) tables, key by key, ``a`` first; returns (K, 3)."""
-    return merge_moment_stack(np.stack([a[:, :3], b[:, :3]]))
 
 
 def merge_tables(tables):

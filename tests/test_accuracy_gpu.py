@@ -1,6 +1,6 @@
 """GPU accuracy counts against numpy float64 on host copies (exact counts).
 
-The reference ranks every row by a stable sort (NaN first, then larger scores, then
+The reference (tests/reference.py) ranks every row by a stable sort (NaN first, then larger scores, then
 lower class index: numpy's argmax order) and, for k=1, also by numpy's argmax, so
 it shares no code with the kernels' rule. CuPy's argmax is not a reference (it does
 not pick the first NaN).
@@ -8,16 +8,9 @@ not pick the first NaN).
 import numpy as np
 import pytest
 
-cupy = pytest.importorskip("cupy")
-try:
-    _DEVICES = cupy.cuda.runtime.getDeviceCount()
-except Exception:  # noqa: BLE001 - no driver
-    _DEVICES = 0
-if _DEVICES == 0:
-    pytest.skip("needs an NVIDIA GPU", allow_module_level=True)
-pytest.importorskip("fusedmetrics._cuda", reason="fusedmetrics was built without its CUDA kernels")
-
-import fusedmetrics  # noqa: E402
+import fusedmetrics
+from conftest import cupy
+from reference import argmax_counts, top_k_counts
 
 pytestmark = pytest.mark.gpu
 
@@ -39,26 +32,11 @@ def _logit_dtype(name):
 
 
 def reference_counts(y, t, ignore_label=None, k=1):
-    """[correct, total] for host arrays y (N, C, d...) and t (N, d...), in float64."""
-    y = np.moveaxis(np.asarray(y).astype(np.float64), 1, -1)
-    C = y.shape[-1]
-    t = np.asarray(t)
-    rows = y.reshape(-1, C)
-    labels = t.reshape(-1).astype(object)  # exact for uint64 too
-    keep = np.array([ignore_label is None or lab != ignore_label for lab in labels], dtype=bool)
-    valid = np.array([0 <= lab < C for lab in labels], dtype=bool) & keep
-    total = int(keep.sum())
-    if not valid.any():
-        return np.array([0, total], dtype=np.int64)
-    rows, lab = rows[valid], np.array([int(v) for v in labels[valid]], dtype=np.int64)
-    nan = np.isnan(rows)
-    index = np.broadcast_to(np.arange(C), rows.shape)
-    order = np.lexsort((index, np.where(nan, 0.0, -rows), ~nan), axis=-1)
-    rank = np.argmax(order == lab[:, None], axis=-1)
-    correct = int((rank < k).sum())
-    if k == 1:  # an independent second opinion: numpy's argmax
-        assert correct == int((rows.argmax(axis=-1) == lab).sum())
-    return np.array([correct, total], dtype=np.int64)
+    """[correct, total] for host arrays, with numpy's argmax as a second opinion at k=1."""
+    want = top_k_counts(y, t, ignore_label, k)
+    if k == 1:
+        np.testing.assert_array_equal(want, argmax_counts(y, t, ignore_label))
+    return want
 
 
 def make_logits(rng, shape, dtype, special=True):

@@ -8,17 +8,8 @@ wrong but counted; rows whose label equals ``ignore_label`` are not counted.
 import numpy as np
 
 from . import _core, _layout
-
-
-def _unwrap(x):
-    """A chainer.Variable stands for its array (checked by duck typing, no import)."""
-    if type(x).__name__ == "Variable" and hasattr(x, "array"):
-        return x.array
-    return x
-
-
-def _is_device(x):
-    return hasattr(x, "__cuda_array_interface__")
+from ._interop import is_device_array as _is_device
+from ._interop import unwrap as _unwrap
 
 
 def _host_array(x, name):
@@ -144,34 +135,9 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         raise ValueError("y and t must be on the same device; got y on %s and t on %s"
                          % ("a GPU" if y_dev else "the host", "a GPU" if t_dev else "the host"))
     if y_dev:
-        from . import _device
-        return _device_counts(_device, y, t, ignore_label, k, out)
+        from . import _device_accuracy
+        return _device_accuracy.counts(y, t, ignore_label, k, out)
     return _host_counts(y, t, ignore_label, k, out)
-
-
-def _device_counts(_device, y, t, ignore_label, k, out):
-    yd, td = _device.describe(y), _device.describe(t)
-    if yd.device_id != td.device_id:
-        raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
-                         % (yd.device_id, td.device_id))
-    y_code, t_code = _layout.check_dtypes(yd.dtype, td.dtype, yd.shape, td.shape)
-    _layout.check_shapes(yd.shape, td.shape)
-    has_ignore, ignore = _layout.ignore_value(ignore_label, td.dtype)
-    if out is not None:
-        if not _is_device(out):
-            raise ValueError("out must be on the same device as y (GPU %d); got a host array" % yd.device_id)
-        od = _device.describe(out)
-        if od.dtype != np.int64 or tuple(od.shape) != (2,) or od.device_id != yd.device_id:
-            raise ValueError("out must be an int64 array of shape (2,) on GPU %d; got dtype %s, shape %s on GPU %d"
-                             % (yd.device_id, od.dtype, tuple(od.shape), od.device_id))
-    view = _layout.normalise(yd.shape, yd.strides, yd.dtype.itemsize, td.shape, td.strides, td.dtype.itemsize)
-    if view.y_contiguous_copy or view.t_contiguous_copy:
-        import cupy
-        y = cupy.ascontiguousarray(y) if view.y_contiguous_copy else y
-        t = cupy.ascontiguousarray(t) if view.t_contiguous_copy else t
-        return _device_counts(_device, y, t, ignore_label, k, out)
-    return _device.accuracy_counts_device(y, t, y_code, t_code, view.N, view.C, view.M, view.y_strides,
-                                          view.t_strides, has_ignore, ignore, k, out)
 
 
 def accuracy(y, t, ignore_label=None):

@@ -3,21 +3,23 @@
 // (csrc/semantics/accuracy_rule.h); count correct and total rows; one atomicAdd per
 // counter per block into the caller's uint64 pair. No allocation, no sync.
 //
-// Two kernels, chosen by the row layout (research/kernels.md section 3.2):
-//  * rows kernel: one thread per row, any strides. Used for short rows and for
-//    strided class axes (class stride M with M > 1 makes consecutive m coalesced).
-//  * group kernel: G lanes per row for rows whose classes are contiguous (ysC == 1)
-//    and longer than 128 bytes; 16-byte loads over the aligned middle of each row.
+// Two kernels, chosen by the row layout:
+//  * rows kernel: one thread per row, any strides. Used for short rows (a group of
+//    lanes would idle) and for strided class axes (class stride M with M > 1: the
+//    threads of a warp read consecutive m, so each class's loads coalesce).
+//  * group kernel: G lanes per row for rows whose classes are contiguous (ys_c == 1)
+//    and longer than 128 bytes; 16-byte loads over the aligned middle of each row,
+//    so a warp reads whole sectors instead of one element per thread.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "fm_cuda.h"
-#include "launch_util.cuh"
+#include "cuda/fm_cuda.h"
+#include "cuda/launch_util.cuh"
+#include "semantics/accuracy_call.h"
 #include "semantics/accuracy_rule.h"
-#include "semantics/dtypes.h"
-#include "semantics/hd.h"
+#include "semantics/logits.h"
 
 namespace fm {
 namespace cuda {
@@ -26,75 +28,24 @@ namespace {
 constexpr int kBlock = 256;
 constexpr int kWarps = kBlock / 32;
 
+// The call plus what the launcher derives from it: one kernel parameter.
 struct AccuracyParams {
-  const void* y;
-  const void* t;
-  unsigned long long* out;
+  AccuracyCall call;
   std::int64_t rows;  // N * M
-  std::int64_t C, M;
-  std::int64_t ysN, ysC, ysM;
-  std::int64_t tsN, tsM;
-  std::int64_t ignore;
-  std::int64_t k;
-  int t_code;
-  bool has_ignore;
+  unsigned long long* out;
 };
 
-// Storage type and exact conversion to the compare type for each logit code.
 template <int Code>
-struct Logit;
-template <>
-struct Logit<kF16> {
-  using Storage = unsigned short;
-  using Value = float;
-  static __device__ __forceinline__ float convert(unsigned short s) {
-    return __half2float(__ushort_as_half(s));  // exact; NaN stays NaN
-  }
-};
-template <>
-struct Logit<kBF16> {
-  using Storage = unsigned short;
-  using Value = float;
-  static __device__ __forceinline__ float convert(unsigned short s) { return bfloat16_to_float(s); }
-};
-template <>
-struct Logit<kF32> {
-  using Storage = float;
-  using Value = float;
-  static __device__ __forceinline__ float convert(float s) { return s; }
-};
-template <>
-struct Logit<kF64> {
-  using Storage = double;
-  using Value = double;
-  static __device__ __forceinline__ double convert(double s) { return s; }
-};
+using Logit = LogitTraits<Code>;
 
-// Labels of any integer dtype, read as int64 (uint64 reinterpreted, as the caller
-// does with the ignore label). The switch is uniform across the grid.
-__device__ __forceinline__ std::int64_t load_label(const void* t, int code, std::int64_t off) {
-  switch (code) {
-    case kI8: return __ldg(static_cast<const signed char*>(t) + off);
-    case kI16: return __ldg(static_cast<const short*>(t) + off);
-    case kI32: return __ldg(static_cast<const int*>(t) + off);
-    case kI64: return __ldg(static_cast<const long long*>(t) + off);
-    case kU8: return __ldg(static_cast<const unsigned char*>(t) + off);
-    case kU16: return __ldg(static_cast<const unsigned short*>(t) + off);
-    case kU32: return __ldg(static_cast<const unsigned int*>(t) + off);
-    default: return static_cast<std::int64_t>(__ldg(static_cast<const unsigned long long*>(t) + off));
-  }
+template <int Code>
+__device__ __forceinline__ typename Logit<Code>::Compute load_logit(const typename Logit<Code>::Storage* p) {
+  return widen_logit<Code>(__ldg(p));
 }
 
-// Element offsets of row r = n * M + m in y (class 0) and in t.
-__device__ __forceinline__ void row_offsets(const AccuracyParams& p, std::int64_t r,
-                                            std::int64_t& yoff, std::int64_t& toff) {
-  std::int64_t n = r, m = 0;
-  if (p.M != 1) {
-    n = r / p.M;
-    m = r - n * p.M;
-  }
-  yoff = n * p.ysN + m * p.ysM;
-  toff = n * p.tsN + m * p.tsM;
+// The label of row i, as int64 (the switch on the code is uniform across the grid).
+__device__ __forceinline__ std::int64_t label_at(const AccuracyCall& c, RowIndex i) {
+  return read_label(c.t, c.t_code, t_row_offset(c, i), [](const auto* p) { return __ldg(p); });
 }
 
 // Sums (correct, total) over the block and adds them to out with one atomic per
@@ -134,24 +85,23 @@ __device__ __forceinline__ void flush_counts(unsigned long long correct, unsigne
 // One thread per row, grid-stride. Any strides.
 template <int Code>
 __global__ void __launch_bounds__(kBlock) accuracy_rows_kernel(const __grid_constant__ AccuracyParams p) {
-  using L = Logit<Code>;
-  using S = typename L::Storage;
-  using F = typename L::Value;
-  const S* y = static_cast<const S*>(p.y);
+  using S = typename Logit<Code>::Storage;
+  using F = typename Logit<Code>::Compute;
+  const AccuracyCall& c = p.call;
+  const S* y = static_cast<const S*>(c.y);
   unsigned long long correct = 0, total = 0;
   const std::int64_t stride = std::int64_t(gridDim.x) * kBlock;
   for (std::int64_t r = std::int64_t(blockIdx.x) * kBlock + threadIdx.x; r < p.rows; r += stride) {
-    std::int64_t yoff, toff;
-    row_offsets(p, r, yoff, toff);
-    const std::int64_t t = load_label(p.t, p.t_code, toff);
-    const int kind = classify_label(t, p.C, p.has_ignore, p.ignore);
+    const RowIndex i = split_row(r, c.M);
+    const std::int64_t t = label_at(c, i);
+    const int kind = classify_label(t, c.C, c.has_ignore, c.ignore);
     if (kind == kLabelIgnored) continue;
     ++total;
     if (kind == kLabelOutOfRange) continue;  // bounds checked: y[t] is read only below
-    const S* row = y + yoff;
-    const std::int64_t ysC = p.ysC;
-    const auto load = [row, ysC](std::int64_t j) -> F { return L::convert(__ldg(row + j * ysC)); };
-    correct += target_rank<F>(load, p.C, t, p.k) < p.k ? 1u : 0u;
+    const S* row = y + y_row_offset(c, i);
+    const std::int64_t ys_c = c.ys_c;
+    const auto load = [row, ys_c](std::int64_t j) -> F { return load_logit<Code>(row + j * ys_c); };
+    correct += target_rank<F>(load, c.C, t, c.k) < c.k ? 1u : 0u;
   }
   flush_counts(correct, total, p.out);
 }
@@ -164,10 +114,9 @@ __global__ void __launch_bounds__(kBlock) accuracy_rows_kernel(const __grid_cons
 // inside a row and the per-lane count fit in 32 bits.
 template <int Code, int G>
 __device__ __forceinline__ unsigned int count_above(const typename Logit<Code>::Storage* row, int C,
-                                                    typename Logit<Code>::Value v, int t, int sub) {
-  using L = Logit<Code>;
-  using S = typename L::Storage;
-  using F = typename L::Value;
+                                                    typename Logit<Code>::Compute v, int t, int sub) {
+  using S = typename Logit<Code>::Storage;
+  using F = typename Logit<Code>::Compute;
   constexpr int kVec = 16 / int(sizeof(S));
   static_assert(kVec <= G, "head and tail must fit in one element per lane");
   unsigned int above = 0;
@@ -175,7 +124,7 @@ __device__ __forceinline__ unsigned int count_above(const typename Logit<Code>::
   const unsigned int misalign = unsigned(reinterpret_cast<std::uintptr_t>(row)) & 15u;
   int head = int(((16u - misalign) & 15u) / sizeof(S));  // elements before the first 16-byte boundary
   if (head > C) head = C;
-  if (sub < head) above += ranks_above<F>(L::convert(__ldg(row + sub)), v, sub, t);
+  if (sub < head) above += ranks_above<F>(load_logit<Code>(row + sub), v, sub, t);
 
   const int nvec = (C - head) / kVec;
   const uint4* body = reinterpret_cast<const uint4*>(row + head);  // 16-byte aligned
@@ -188,25 +137,25 @@ __device__ __forceinline__ unsigned int count_above(const typename Logit<Code>::
     pack.u = __ldg(body + i);
     const int j0 = head + i * kVec;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) above += ranks_above<F>(L::convert(pack.s[e]), v, j0 + e, t);
+    for (int e = 0; e < kVec; ++e) above += ranks_above<F>(widen_logit<Code>(pack.s[e]), v, j0 + e, t);
   }
 
   const int tail = head + nvec * kVec;  // C - tail < kVec <= G
-  if (sub < C - tail) above += ranks_above<F>(L::convert(__ldg(row + tail + sub)), v, tail + sub, t);
+  if (sub < C - tail) above += ranks_above<F>(load_logit<Code>(row + tail + sub), v, tail + sub, t);
   return above;
 }
 
-// G lanes per row, rows with contiguous classes (ysC == 1). The outer loop is
+// G lanes per row, rows with contiguous classes (ys_c == 1). The outer loop is
 // uniform across each warp (32 / G rows per warp per step, rows past the end are
 // inactive lanes), so the full-mask shuffles below are always reached by all 32 lanes.
 template <int Code, int G>
 __global__ void __launch_bounds__(kBlock) accuracy_group_kernel(const __grid_constant__ AccuracyParams p) {
-  using L = Logit<Code>;
-  using S = typename L::Storage;
-  using F = typename L::Value;
+  using S = typename Logit<Code>::Storage;
+  using F = typename Logit<Code>::Compute;
   static_assert(G == 8 || G == 16 || G == 32, "group size");
   constexpr int kGroupsPerWarp = 32 / G;
-  const S* y = static_cast<const S*>(p.y);
+  const AccuracyCall& c = p.call;
+  const S* y = static_cast<const S*>(c.y);
   const int lane = threadIdx.x & 31;
   const int sub = lane & (G - 1);
   const std::int64_t warp_id = (std::int64_t(blockIdx.x) * kBlock + threadIdx.x) >> 5;
@@ -218,23 +167,23 @@ __global__ void __launch_bounds__(kBlock) accuracy_group_kernel(const __grid_con
     int kind = kLabelIgnored;
     std::int64_t t = 0, yoff = 0;
     if (r < p.rows) {
-      std::int64_t toff;
-      row_offsets(p, r, yoff, toff);
-      t = load_label(p.t, p.t_code, toff);  // same address for the whole group: one load
-      kind = classify_label(t, p.C, p.has_ignore, p.ignore);
+      const RowIndex i = split_row(r, c.M);
+      yoff = y_row_offset(c, i);
+      t = label_at(c, i);  // same address for the whole group: one load
+      kind = classify_label(t, c.C, c.has_ignore, c.ignore);
     }
     unsigned int above = 0;  // < C < 2^31
     if (kind == kLabelValid) {  // bounds checked before y[t] is read
       const S* row = y + yoff;
-      const F v = L::convert(__ldg(row + t));
-      above = count_above<Code, G>(row, int(p.C), v, int(t), sub);
+      const F v = load_logit<Code>(row + t);
+      above = count_above<Code, G>(row, int(c.C), v, int(t), sub);
     }
     // Sum over the G lanes of each group (xor offsets < G never leave the group).
 #pragma unroll
     for (int off = G / 2; off > 0; off >>= 1) above += __shfl_xor_sync(0xffffffffu, above, off);
     if (sub == 0 && kind != kLabelIgnored) {
       ++total;
-      if (kind == kLabelValid && std::int64_t(above) < p.k) ++correct;
+      if (kind == kLabelValid && std::int64_t(above) < c.k) ++correct;
     }
   }
   flush_counts(correct, total, p.out);
@@ -268,8 +217,8 @@ cudaError_t launch_group(const AccuracyParams& p, int device, cudaStream_t strea
 template <int Code>
 cudaError_t launch_for_code(const AccuracyParams& p, int device, cudaStream_t stream) {
   using S = typename Logit<Code>::Storage;
-  const std::int64_t row_bytes = p.C * std::int64_t(sizeof(S));
-  if (p.ysC != 1 || row_bytes <= 128) return launch_rows<Code>(p, device, stream);
+  const std::int64_t row_bytes = p.call.C * std::int64_t(sizeof(S));
+  if (p.call.ys_c != 1 || row_bytes <= 128) return launch_rows<Code>(p, device, stream);
   if (row_bytes <= 1024) return launch_group<Code, 8>(p, device, stream);
   if (row_bytes <= 4096) return launch_group<Code, 16>(p, device, stream);
   return launch_group<Code, 32>(p, device, stream);
@@ -277,39 +226,16 @@ cudaError_t launch_for_code(const AccuracyParams& p, int device, cudaStream_t st
 
 }  // namespace
 
-int launch_accuracy_counts(const AccuracyLaunch& a) {
-  if (a.y_code < kF16 || a.y_code > kF64 || a.t_code < kI8 || a.t_code > kU64)
-    return int(cudaErrorInvalidValue);
-  if (a.N <= 0 || a.M <= 0) return int(cudaSuccess);  // no rows: nothing to count
-  DeviceGuard guard(a.device);
+int launch_accuracy_counts(const AccuracyCall& call, std::uintptr_t out, int device, std::uintptr_t stream) {
+  if (!valid_logit_code(call.y_code) || !valid_label_code(call.t_code)) return int(cudaErrorInvalidValue);
+  if (call.N <= 0 || call.M <= 0) return int(cudaSuccess);  // no rows: nothing to count
+  DeviceGuard guard(device);
   if (guard.status() != cudaSuccess) return int(guard.status());
 
-  AccuracyParams p;
-  p.y = reinterpret_cast<const void*>(a.y);
-  p.t = reinterpret_cast<const void*>(a.t);
-  p.out = reinterpret_cast<unsigned long long*>(a.out);
-  p.rows = a.N * a.M;  // the binding checked that this does not overflow
-  p.C = a.C;
-  p.M = a.M;
-  p.ysN = a.ysN;
-  p.ysC = a.ysC;
-  p.ysM = a.ysM;
-  p.tsN = a.tsN;
-  p.tsM = a.tsM;
-  p.ignore = a.ignore;
-  p.k = a.k;
-  p.t_code = a.t_code;
-  p.has_ignore = a.has_ignore;
-
-  const cudaStream_t stream = reinterpret_cast<cudaStream_t>(a.stream);
-  cudaError_t err;
-  switch (a.y_code) {
-    case kF16: err = launch_for_code<kF16>(p, a.device, stream); break;
-    case kBF16: err = launch_for_code<kBF16>(p, a.device, stream); break;
-    case kF32: err = launch_for_code<kF32>(p, a.device, stream); break;
-    default: err = launch_for_code<kF64>(p, a.device, stream); break;
-  }
-  return int(err);
+  // rows: the binding checked that N * M does not overflow.
+  const AccuracyParams p{call, call.N * call.M, reinterpret_cast<unsigned long long*>(out)};
+  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  return int(with_logit_code(call.y_code, [&](auto code) { return launch_for_code<decltype(code)::value>(p, device, s); }));
 }
 
 }  // namespace cuda

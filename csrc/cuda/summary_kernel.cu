@@ -1,5 +1,6 @@
 // The fused DictSummary update: every device value of one add() folded into the
-// float64 moment table in ONE launch (research/kernels.md section 4.4). Pointers,
+// float64 moment table in ONE launch, whatever the number of keys (a launch per key
+// would cost more than the update itself). Pointers,
 // codes and host weights travel by value in a __grid_constant__ parameter struct,
 // so nothing is copied to the device first. One thread per slot; entries that share
 // a slot are folded by one thread in their order, so the result is deterministic.
@@ -8,10 +9,11 @@
 
 #include <cstdint>
 
-#include "fm_cuda.h"
-#include "launch_util.cuh"
+#include "cuda/fm_cuda.h"
+#include "cuda/launch_util.cuh"
 #include "semantics/hd.h"
 #include "semantics/moments.h"
+#include "semantics/scalars.h"
 
 namespace fm {
 namespace cuda {
@@ -33,24 +35,8 @@ struct SummaryBatch {
 };
 static_assert(sizeof(SummaryBatch) <= 4096, "kernel parameters must stay within 4 KB");
 
-// Scalar codes (INTERFACES.md): 0..3 f16, bf16, f32, f64; 4..11 I8..U64; 12 bool.
 __device__ __forceinline__ double load_scalar(const void* p, int code) {
-  switch (code) {
-    case 0: return __half2float(__ushort_as_half(*static_cast<const unsigned short*>(p)));
-    case 1: return bfloat16_to_float(*static_cast<const unsigned short*>(p));
-    case 2: return *static_cast<const float*>(p);
-    case 3: return *static_cast<const double*>(p);
-    case 4: return *static_cast<const signed char*>(p);
-    case 5: return *static_cast<const short*>(p);
-    case 6: return *static_cast<const int*>(p);
-    case 7: return double(*static_cast<const long long*>(p));
-    case 8: return *static_cast<const unsigned char*>(p);
-    case 9: return *static_cast<const unsigned short*>(p);
-    case 10: return *static_cast<const unsigned int*>(p);
-    case 11: return double(*static_cast<const unsigned long long*>(p));
-    case 12: return *static_cast<const unsigned char*>(p) != 0 ? 1.0 : 0.0;
-    default: return __longlong_as_double(0x7ff8000000000000ll);  // unreachable: codes are checked
-  }
+  return read_scalar(p, code, [](const auto* q) { return *q; });  // codes were checked by the binding
 }
 
 __global__ void summary_update_kernel(const __grid_constant__ SummaryBatch b) {

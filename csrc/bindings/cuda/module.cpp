@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <stdexcept>
@@ -15,7 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "fm_cuda.h"
+#include "bindings/accuracy_call_checks.h"
+#include "cuda/fm_cuda.h"
+#include "semantics/dtypes.h"
 
 namespace py = pybind11;
 
@@ -29,79 +32,42 @@ void check_cuda(int code, const char* what) {
 
 [[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
 
-int logit_itemsize(int code) { return code == 3 ? 8 : code == 2 ? 4 : 2; }
-int label_itemsize(int code) { return 1 << (code & 3); }
-int scalar_itemsize(int code) {
-  if (code <= 3) return logit_itemsize(code);
-  if (code <= 11) return label_itemsize(code - 4);
-  return 1;  // bool
-}
+// The CUDA half of an accuracy call, validated once per call shape (the same
+// constructor and checks as _core.AccuracyPlan, plus the kernels' C < 2^31);
+// launch() checks only the pointers.
+class AccuracyPlan {
+ public:
+  AccuracyPlan(int y_code, std::int64_t N, std::int64_t C, std::int64_t M, std::array<std::int64_t, 3> ys,
+               int t_code, std::array<std::int64_t, 2> ts, bool has_ignore, std::int64_t ignore, std::int64_t k)
+      : call_(fm::bindings::make_accuracy_call(y_code, N, C, M, ys, t_code, ts, has_ignore, ignore, k, 31)) {}
 
-std::int64_t abs64(std::int64_t v) { return v < 0 ? -v : v; }
-
-// |largest element offset| = sum (extent - 1) * |stride| must fit in int64.
-void check_extent(const char* name, std::initializer_list<std::pair<std::int64_t, std::int64_t>> dims) {
-  std::int64_t total = 0;
-  for (const auto& d : dims) {
-    if (d.first <= 1) continue;
-    std::int64_t term;
-    if (d.second == INT64_MIN || __builtin_mul_overflow(d.first - 1, abs64(d.second), &term) ||
-        __builtin_add_overflow(total, term, &total))
-      value_error(std::string("accuracy_counts: the strides of ") + name + " overflow int64 offsets");
+  // Adds [correct, total] into the two uint64 at out_ptr, on stream_ptr.
+  void launch(std::uintptr_t y_ptr, std::uintptr_t t_ptr, std::uintptr_t out_ptr, int device_id,
+              std::uintptr_t stream_ptr) const {
+    if (device_id < 0) value_error("AccuracyPlan.launch: device_id must be >= 0");
+    if (out_ptr == 0 || out_ptr % 8 != 0)
+      value_error("AccuracyPlan.launch: out_ptr must be a non-null 8-byte aligned pointer");
+    if (call_.N == 0 || call_.M == 0) return;  // no rows: nothing to read
+    if (t_ptr == 0 || t_ptr % fm::label_itemsize(call_.t_code) != 0)
+      value_error("AccuracyPlan.launch: t_ptr must be non-null and aligned to the label itemsize");
+    if (call_.C > 0 && (y_ptr == 0 || y_ptr % fm::logit_itemsize(call_.y_code) != 0))
+      value_error("AccuracyPlan.launch: y_ptr must be non-null and aligned to the logit itemsize");
+    fm::AccuracyCall call = call_;
+    call.y = reinterpret_cast<const void*>(y_ptr);
+    call.t = reinterpret_cast<const void*>(t_ptr);
+    int code;
+    {
+      py::gil_scoped_release release;  // a launch can block when the launch queue is full
+      code = fm::cuda::launch_accuracy_counts(call, out_ptr, device_id, stream_ptr);
+    }
+    check_cuda(code, "AccuracyPlan.launch");
   }
-}
 
-void accuracy_counts(std::uintptr_t y_ptr, int y_code, std::int64_t N, std::int64_t C, std::int64_t M,
-                     std::int64_t ysN, std::int64_t ysC, std::int64_t ysM, std::uintptr_t t_ptr,
-                     int t_code, std::int64_t tsN, std::int64_t tsM, bool has_ignore,
-                     std::int64_t ignore, std::int64_t k, std::uintptr_t out_ptr, int device_id,
-                     std::uintptr_t stream_ptr) {
-  if (y_code < 0 || y_code > 3) value_error("accuracy_counts: y_code must be 0..3, got " + std::to_string(y_code));
-  if (t_code < 0 || t_code > 7) value_error("accuracy_counts: t_code must be 0..7, got " + std::to_string(t_code));
-  if (N < 0 || C < 0 || M < 0)
-    value_error("accuracy_counts: N, C, M must be >= 0, got (" + std::to_string(N) + ", " +
-                std::to_string(C) + ", " + std::to_string(M) + ")");
-  if (C > INT32_MAX)
-    value_error("accuracy_counts: the CUDA kernels support C < 2^31 classes, got C=" + std::to_string(C));
-  if (k < 1) value_error("accuracy_counts: k must be >= 1, got " + std::to_string(k));
-  if (device_id < 0) value_error("accuracy_counts: device_id must be >= 0");
-  if (out_ptr == 0 || out_ptr % 8 != 0) value_error("accuracy_counts: out_ptr must be a non-null 8-byte aligned pointer");
-  std::int64_t rows;
-  if (__builtin_mul_overflow(N, M, &rows)) value_error("accuracy_counts: N * M overflows int64");
-  if (rows == 0) return;
-  if (t_ptr == 0 || t_ptr % label_itemsize(t_code) != 0)
-    value_error("accuracy_counts: t_ptr must be non-null and aligned to the label itemsize");
-  if (C > 0 && (y_ptr == 0 || y_ptr % logit_itemsize(y_code) != 0))
-    value_error("accuracy_counts: y_ptr must be non-null and aligned to the logit itemsize");
-  check_extent("y", {{N, ysN}, {C, ysC}, {M, ysM}});
-  check_extent("t", {{N, tsN}, {M, tsM}});
+ private:
+  fm::AccuracyCall call_;
+};
 
-  fm::cuda::AccuracyLaunch a;
-  a.y = y_ptr;
-  a.y_code = y_code;
-  a.N = N;
-  a.C = C;
-  a.M = M;
-  a.ysN = ysN;
-  a.ysC = ysC;
-  a.ysM = ysM;
-  a.t = t_ptr;
-  a.t_code = t_code;
-  a.tsN = tsN;
-  a.tsM = tsM;
-  a.has_ignore = has_ignore;
-  a.ignore = ignore;
-  a.k = k;
-  a.out = out_ptr;
-  a.device = device_id;
-  a.stream = stream_ptr;
-  int code;
-  {
-    py::gil_scoped_release release;  // a launch can block when the launch queue is full
-    code = fm::cuda::launch_accuracy_counts(a);
-  }
-  check_cuda(code, "accuracy_counts");
-}
+const std::string kLastScalar = std::to_string(fm::kNumScalarTypes - 1);
 
 void summary_update(const std::vector<std::int64_t>& slots, const std::vector<std::uintptr_t>& x_ptrs,
                     const std::vector<int>& x_codes, const std::vector<std::uintptr_t>& w_ptrs,
@@ -115,20 +81,22 @@ void summary_update(const std::vector<std::int64_t>& slots, const std::vector<st
   if (n == 0) return;
   if (state_ptr == 0 || state_ptr % 8 != 0) value_error("summary_update: state_ptr must be a non-null 8-byte aligned pointer");
   if (device_id < 0) value_error("summary_update: device_id must be >= 0");
-  const std::int64_t limit = capacity >= 0 && capacity < INT32_MAX ? capacity : std::int64_t(INT32_MAX);
+  if (capacity < 0) value_error("summary_update: capacity must be >= 0");
+  // Slots travel as int32 in the kernel's parameter struct.
+  const std::int64_t limit = capacity < INT32_MAX ? capacity : std::int64_t(INT32_MAX);
   std::vector<fm::cuda::SummaryEntry> entries(n);
   for (std::size_t i = 0; i < n; ++i) {
     if (slots[i] < 0 || slots[i] >= limit)
       value_error("summary_update: slot " + std::to_string(slots[i]) + " is outside [0, " +
                   std::to_string(limit) + ")");
-    if (x_codes[i] < 0 || x_codes[i] > 12)
-      value_error("summary_update: x_codes[" + std::to_string(i) + "] must be 0..12");
-    if (x_ptrs[i] == 0 || x_ptrs[i] % scalar_itemsize(x_codes[i]) != 0)
+    if (!fm::valid_scalar_code(x_codes[i]))
+      value_error("summary_update: x_codes[" + std::to_string(i) + "] must be 0.." + kLastScalar);
+    if (x_ptrs[i] == 0 || x_ptrs[i] % fm::scalar_itemsize(x_codes[i]) != 0)
       value_error("summary_update: x_ptrs[" + std::to_string(i) + "] must be non-null and aligned");
     if (w_ptrs[i] != 0) {
-      if (w_codes[i] < 0 || w_codes[i] > 12)
-        value_error("summary_update: w_codes[" + std::to_string(i) + "] must be 0..12");
-      if (w_ptrs[i] % scalar_itemsize(w_codes[i]) != 0)
+      if (!fm::valid_scalar_code(w_codes[i]))
+        value_error("summary_update: w_codes[" + std::to_string(i) + "] must be 0.." + kLastScalar);
+      if (w_ptrs[i] % fm::scalar_itemsize(w_codes[i]) != 0)
         value_error("summary_update: w_ptrs[" + std::to_string(i) + "] is not aligned");
     }
     entries[i] = fm::cuda::SummaryEntry{slots[i], x_ptrs[i], x_codes[i], w_ptrs[i], w_codes[i], w_consts[i]};
@@ -187,18 +155,23 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_count", &fm::cuda::device_count,
         "Number of usable CUDA devices; 0 without a driver or device. Never raises.");
   m.def("build_info", &build_info, "CUDA runtime/architectures this module was built with, and the driver version (0 if none).");
-  m.def("accuracy_counts", &accuracy_counts, py::arg("y_ptr"), py::arg("y_code"), py::arg("N"),
-        py::arg("C"), py::arg("M"), py::arg("ysN"), py::arg("ysC"), py::arg("ysM"), py::arg("t_ptr"),
-        py::arg("t_code"), py::arg("tsN"), py::arg("tsM"), py::arg("has_ignore"), py::arg("ignore"),
-        py::arg("k"), py::arg("out_ptr"), py::arg("device_id"), py::arg("stream_ptr"),
-        "Adds [correct, total] of y (N, C, M) against t (N, M) (element strides) into the two "
-        "uint64 at out_ptr, on stream_ptr. One launch, no allocation, no synchronisation.");
+  py::class_<AccuracyPlan>(m, "AccuracyPlan",
+                           "y viewed as (N, C, M) and t as (N, M), element strides, validated once; "
+                           "launch() adds [correct, total] on the device.")
+      .def(py::init<int, std::int64_t, std::int64_t, std::int64_t, std::array<std::int64_t, 3>, int,
+                    std::array<std::int64_t, 2>, bool, std::int64_t, std::int64_t>(),
+           py::arg("y_code"), py::arg("N"), py::arg("C"), py::arg("M"), py::arg("y_strides"), py::arg("t_code"),
+           py::arg("t_strides"), py::arg("has_ignore"), py::arg("ignore"), py::arg("k"))
+      .def("launch", &AccuracyPlan::launch, py::arg("y_ptr"), py::arg("t_ptr"), py::arg("out_ptr"),
+           py::arg("device_id"), py::arg("stream_ptr"),
+           "Adds [correct, total] into the two uint64 at out_ptr, on stream_ptr. One launch, no "
+           "allocation, no synchronisation.");
   m.def("summary_update", &summary_update, py::arg("slots"), py::arg("x_ptrs"), py::arg("x_codes"),
         py::arg("w_ptrs"), py::arg("w_codes"), py::arg("w_consts"), py::arg("state_ptr"),
-        py::arg("device_id"), py::arg("stream_ptr"), py::arg("capacity") = -1,
+        py::arg("device_id"), py::arg("stream_ptr"), py::arg("capacity"),
         "Folds the scalars at x_ptrs (weights at w_ptrs, or w_consts where 0) into the float64 "
         "(capacity, 3) state table [W, mean, M2] with the West update; one launch per "
-        "summary_entries_per_launch entries. capacity (optional) bounds-checks the slots.");
+        "summary_entries_per_launch entries. Every slot must lie in [0, capacity).");
   m.def("summary_statistics", &summary_statistics, py::arg("state_ptr"), py::arg("capacity"),
         py::arg("slots_ptr"), py::arg("host_ptr"), py::arg("n"), py::arg("mean_ptr"),
         py::arg("std_ptr"), py::arg("device_id"), py::arg("stream_ptr"),

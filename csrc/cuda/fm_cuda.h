@@ -1,38 +1,24 @@
-// Plain C++ interface of the CUDA kernels. The pybind11 binding (module.cpp) is
-// compiled by the host compiler and includes only this header, so nvcc never sees
-// pybind11 and the binding never sees CUDA headers. Every function returns a CUDA
-// error code as int (0 = success); fm_cuda_error_string turns it into text.
+// Plain C++ interface of the CUDA kernels. The pybind11 binding
+// (csrc/bindings/cuda/module.cpp) is compiled by the host compiler and includes only
+// this header and the plain semantics headers, so nvcc never sees pybind11 and the
+// binding never sees CUDA headers. Every function returns a CUDA error code as int
+// (0 = success); error_string turns it into text.
 #pragma once
 #include <cstdint>
+
+#include "semantics/accuracy_call.h"
 
 namespace fm {
 namespace cuda {
 
-// One accuracy-count launch. y is viewed as (N, C, M) and t as (N, M), all strides
-// in ELEMENTS (may be negative); a "row" is one (n, m) pair. The two uint64 at
-// `out` (correct, total) are incremented atomically.
-struct AccuracyLaunch {
-  std::uintptr_t y;
-  int y_code;  // fm::LogitType
-  std::int64_t N, C, M;
-  std::int64_t ysN, ysC, ysM;
-  std::uintptr_t t;
-  int t_code;  // fm::LabelType
-  std::int64_t tsN, tsM;
-  bool has_ignore;
-  std::int64_t ignore;
-  std::int64_t k;
-  std::uintptr_t out;
-  int device;
-  std::uintptr_t stream;
-};
-
-int launch_accuracy_counts(const AccuracyLaunch& a);
+// One accuracy-count launch of a validated call (its pointers are device pointers).
+// The two uint64 at `out` (correct, total) are incremented atomically.
+int launch_accuracy_counts(const AccuracyCall& call, std::uintptr_t out, int device, std::uintptr_t stream);
 
 // One value folded into the moment table of the summary kernel.
 struct SummaryEntry {
   std::int64_t slot;
-  std::uintptr_t x;      // device pointer to a scalar of scalar code x_code
+  std::uintptr_t x;      // device pointer to a scalar of scalar code x_code (fm::ScalarType)
   int x_code;
   std::uintptr_t w;      // device pointer to the weight, or 0: use w_const
   int w_code;

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "fm_cuda.h"
+#include "cuda/fm_cuda.h"
 
 namespace fm {
 namespace cuda {

@@ -1,0 +1,107 @@
+"""Accuracy counts on device arrays: one cached ``_cuda.AccuracyPlan`` per call shape.
+
+Every argument is checked once, here, with the same ``_layout`` rules as the host
+path; the plan (built once per dtypes/shapes/strides/ignore/k) holds the result of
+those checks, so a repeated call shape costs one ``describe`` per array and one
+launch. Nothing synchronises with the host: the counts stay on the device and the
+launch goes to y's stream (see ``_interop``), which lets a caller capture the call
+in a CUDA graph.
+"""
+import numpy as np
+
+from . import _layout
+from ._interop import cuda_module, describe, is_device_array, require_cupy
+
+# As for the host plans in _accuracy: a training loop repeats a few call shapes.
+_PLANS = {}
+_MAX_PLANS = 256
+
+
+def _plan(yd, td, ignore_label, k):
+    """The plan for these array descriptions, or None when a contiguous copy is needed."""
+    cacheable = ignore_label is None or type(ignore_label) is int
+    key = (yd.dtype, yd.shape, yd.strides, td.dtype, td.shape, td.strides, ignore_label, k) if cacheable else None
+    plan = _PLANS.get(key) if cacheable else None
+    if plan is not None:
+        return plan
+    y_code, t_code = _layout.check_dtypes(yd.dtype, td.dtype, yd.shape, td.shape)
+    _layout.check_shapes(yd.shape, td.shape)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, td.dtype)
+    view = _layout.normalise(yd.shape, yd.strides, yd.dtype.itemsize, td.shape, td.strides, td.dtype.itemsize)
+    if view.y_contiguous_copy or view.t_contiguous_copy:
+        return view
+    plan = cuda_module().AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
+                                      has_ignore, ignore, k)
+    if cacheable:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _out_ptr(out, device_id):
+    """Pointer of a contiguous int64 (2,) counter array on device_id."""
+    if not is_device_array(out):
+        raise ValueError("out must be on the same device as y (GPU %d); got a host array" % device_id)
+    od = describe(out)
+    if od.dtype != np.int64 or tuple(od.shape) != (2,) or od.strides != (8,) or od.device_id != device_id:
+        raise ValueError("out must be a contiguous int64 array of shape (2,) on GPU %d; got dtype %s, shape %s, "
+                         "strides %s on GPU %d" % (device_id, od.dtype, tuple(od.shape), od.strides, od.device_id))
+    return od.ptr
+
+
+def counts(y, t, ignore_label, k, out):
+    """Adds [correct, total] of device scores y against device labels t into out
+    (a zeroed counter on y's stream when out is None); returns out."""
+    yd, td = describe(y), describe(t)
+    if yd.device_id != td.device_id:
+        raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
+                         % (yd.device_id, td.device_id))
+    plan = _plan(yd, td, ignore_label, k)
+    if isinstance(plan, _layout.View):  # axes that cannot be walked as one: copy, then count
+        cupy = require_cupy()
+        y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
+        t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
+        return counts(y, t, ignore_label, k, out)
+    if out is None:
+        out = _zeros_counter(yd.device_id, yd.stream_ptr)
+        out_ptr = out.data.ptr
+    else:
+        out_ptr = _out_ptr(out, yd.device_id)
+    plan.launch(yd.ptr, td.ptr, out_ptr, yd.device_id, yd.stream_ptr)
+    return out
+
+
+def _zeros_counter(device_id, stream_ptr):
+    """A zeroed int64 (2,) CuPy array, zeroed on stream_ptr so the launch that follows
+    on the same stream sees the zeros."""
+    cupy = require_cupy()
+    with cupy.cuda.Device(device_id):
+        if cupy.cuda.get_current_stream().ptr == stream_ptr:
+            return cupy.zeros(2, dtype=cupy.int64)
+        # Allocate under that stream too: CuPy's pool reuses blocks in the order
+        # of the allocating stream, so a block taken on another stream could
+        # still be in use there when the zeroing runs.
+        with _foreign_stream(cupy, stream_ptr, device_id):
+            return cupy.zeros(2, dtype=cupy.int64)
+
+
+class _StreamHandle:
+    """A raw stream handle in the CUDA stream protocol (``__cuda_stream__``)."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr):
+        self.ptr = int(ptr)
+
+    def __cuda_stream__(self):
+        return (0, self.ptr)
+
+
+def _foreign_stream(cupy, stream_ptr, device_id):
+    """A CuPy stream object for a handle CuPy did not create (call it with
+    device_id current). CuPy 14 deprecates ExternalStream (a DeprecationWarning
+    on every call) in favour of Stream.from_external; older CuPy has only the former."""
+    if hasattr(cupy.cuda.Stream, "from_external"):
+        return cupy.cuda.Stream.from_external(_StreamHandle(stream_ptr))
+    return cupy.cuda.ExternalStream(stream_ptr, device_id)

@@ -1,0 +1,208 @@
+"""Reading arrays from other libraries: the one place that knows their protocols.
+
+Today that is ``__cuda_array_interface__`` (CuPy, Numba, PyTorch CUDA tensors, ...)
+and ``chainer.Variable``; a DLPack or torch reader belongs here too, beside
+``describe``, so that the kernels' callers keep seeing one ``DeviceArray``.
+
+CuPy is optional and imported lazily: this module imports without it, and
+``describe`` works on any object with ``__cuda_array_interface__``.
+
+Streams. Kernels run on the stream where the inputs were produced:
+- CuPy arrays: CuPy's current stream of the array's device;
+- other ``__cuda_array_interface__`` objects: the interface's ``stream`` entry when
+  it is given (1 = legacy default stream, 2 = per-thread default stream, else a
+  ``cudaStream_t``); when it is absent or None, CuPy's current stream of the
+  device if CuPy is already imported, else 0 (the legacy default stream).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+__all__ = [
+    "DeviceArray",
+    "cuda_module",
+    "current_stream_ptr",
+    "describe",
+    "is_cupy_array",
+    "is_device_array",
+    "loaded_cupy",
+    "require_cupy",
+    "to_host",
+    "unwrap",
+]
+
+
+def unwrap(x):
+    """A ``chainer.Variable`` (or ``Parameter``, or a look-alike class named Variable)
+    stands for its ``.array``; anything else is returned as is. Duck-typed by class
+    name so that the core never imports Chainer."""
+    if hasattr(x, "array") and any(cls.__name__ == "Variable" for cls in type(x).__mro__):
+        return x.array
+    return x
+
+
+def is_device_array(obj) -> bool:
+    """True when obj exposes ``__cuda_array_interface__`` (CuPy, Numba, PyTorch CUDA tensors, ...)."""
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def loaded_cupy():
+    """CuPy if it is already imported, else None (never imports it)."""
+    return sys.modules.get("cupy")
+
+
+def require_cupy():
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError("this operation on device arrays needs CuPy (pip install cupy-cuda13x)") from exc
+    return cupy
+
+
+def is_cupy_array(obj) -> bool:
+    cupy = loaded_cupy()
+    return cupy is not None and isinstance(obj, cupy.ndarray)
+
+
+def cuda_module():
+    """The compiled CUDA extension, or a clear error when it was not built."""
+    try:
+        from . import _cuda as module
+    except ImportError as exc:  # built without CUDA (FUSEDMETRICS_CUDA=OFF or no nvcc)
+        raise RuntimeError(
+            "fusedmetrics was built without its CUDA kernels (fusedmetrics._cuda is missing); "
+            "reinstall with a CUDA compiler available to use device arrays"
+        ) from exc
+    return module
+
+
+def to_host(x):
+    """A numpy copy of a device array (synchronises: never on a hot path)."""
+    get = getattr(x, "get", None)  # cupy.ndarray
+    if callable(get):
+        return get()
+    return require_cupy().asarray(x).get()  # CuPy reads any __cuda_array_interface__
+
+
+class DeviceArray:
+    """What the kernels need to know about a device array.
+
+    ptr: address of the first element; shape: tuple; strides: bytes, never None;
+    dtype: numpy dtype; device_id: int; stream_ptr: the stream to launch on (int).
+    """
+
+    __slots__ = ("ptr", "shape", "strides", "dtype", "device_id", "stream_ptr")
+
+    def __init__(self, ptr, shape, strides, dtype, device_id, stream_ptr):
+        self.ptr = ptr
+        self.shape = shape
+        self.strides = strides
+        self.dtype = dtype
+        self.device_id = device_id
+        self.stream_ptr = stream_ptr
+
+    @property
+    def size(self):
+        n = 1
+        for extent in self.shape:
+            n *= extent
+        return n
+
+    def __repr__(self):
+        return (
+            f"DeviceArray(ptr={self.ptr:#x}, shape={self.shape}, strides={self.strides}, "
+            f"dtype={self.dtype}, device_id={self.device_id}, stream_ptr={self.stream_ptr:#x})"
+        )
+
+
+def _c_strides(shape, itemsize):
+    strides = []
+    step = itemsize
+    for extent in reversed(shape):
+        strides.append(step)
+        step *= max(int(extent), 1)
+    return tuple(reversed(strides))
+
+
+def _dtype_from_interface(obj, cai):
+    typestr = cai["typestr"]
+    if "bfloat16" in typestr:
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    dtype = np.dtype(typestr)
+    # The interface spells bfloat16 as a 2-byte void ('<V2'); the object's own dtype
+    # (CuPy, Numba) tells which it is.
+    own = getattr(obj, "dtype", None)
+    if isinstance(own, np.dtype) and own.itemsize == dtype.itemsize and (dtype.kind == "V" or own == dtype):
+        return own
+    if dtype.kind == "V":
+        raise TypeError(
+            f"cannot tell the element type of a device array with typestr {typestr!r}; "
+            "bfloat16 arrays must carry a numpy-compatible .dtype (ml_dtypes.bfloat16)"
+        )
+    return dtype
+
+
+def current_stream_ptr(cupy, device_id):
+    """CuPy's current stream of device_id (without switching device when it is current)."""
+    if cupy.cuda.runtime.getDevice() == device_id:
+        return cupy.cuda.get_current_stream().ptr
+    with cupy.cuda.Device(device_id):
+        return cupy.cuda.get_current_stream().ptr
+
+
+def _device_of(obj, ptr):
+    device = getattr(obj, "device", None)
+    for attr in ("id", "index"):  # CuPy Device.id, torch.device.index
+        value = getattr(device, attr, None)
+        if isinstance(value, int) and value >= 0:
+            return value
+    try:
+        owner = cuda_module().pointer_device(ptr)
+    except RuntimeError:
+        owner = -1
+    if owner >= 0:
+        return owner
+    cupy = loaded_cupy()
+    if cupy is not None:
+        try:
+            return cupy.cuda.runtime.getDevice()
+        except Exception:  # noqa: BLE001 - CuPy without a driver: no current device
+            pass
+    return 0
+
+
+def describe(obj) -> DeviceArray:
+    """Pointer, shape, byte strides, dtype, device and launch stream of a device array.
+
+    Device of a non-CuPy object: its ``.device`` (``.id`` or ``.index``) when it has
+    one, else the owner of the pointer (cudaPointerGetAttributes), else CuPy's
+    current device if CuPy is imported, else 0. Stream: see the module docstring.
+    """
+    if is_cupy_array(obj):
+        device_id = obj.device.id
+        return DeviceArray(obj.data.ptr, obj.shape, obj.strides, obj.dtype, device_id,
+                           current_stream_ptr(loaded_cupy(), device_id))
+    try:
+        cai = obj.__cuda_array_interface__
+    except AttributeError:
+        raise TypeError(f"expected a device array with __cuda_array_interface__, got {type(obj).__name__}") from None
+    shape = tuple(int(s) for s in cai["shape"])
+    dtype = _dtype_from_interface(obj, cai)
+    strides = cai.get("strides")
+    strides = _c_strides(shape, dtype.itemsize) if strides is None else tuple(int(s) for s in strides)
+    ptr = int(cai["data"][0] or 0)
+    device_id = _device_of(obj, ptr)
+    stream = cai.get("stream")
+    if stream is None:
+        stream = 0
+        cupy = loaded_cupy()
+        if cupy is not None:
+            try:
+                stream = current_stream_ptr(cupy, device_id)
+            except Exception:  # noqa: BLE001 - CuPy without a driver: legacy default stream
+                stream = 0
+    return DeviceArray(ptr, shape, strides, dtype, device_id, int(stream))

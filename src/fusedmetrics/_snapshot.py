@@ -99,6 +99,10 @@ def _read_triplet(serializer):
         return None
     n = numpy.asarray(n)
     w, x, x2 = float(n), float(x), float(x2)
+    if w == 0:
+        # A fresh Chainer Summary, or a key that only saw weight 0: no data. Our add()
+        # creates no entry for zero weights, so the callers load no entry for it.
+        return (0.0, 0.0, 0.0), n.dtype.kind in "iub"
     mean = x / w
     return (w, mean, max(x2 - w * mean * mean, 0.0)), n.dtype.kind in "iub"
 

@@ -31,7 +31,11 @@ Where we deliberately differ from Chainer:
   snapshots with float weights cannot be loaded by Chainer). On load, a key whose
   statistics are missing is dropped with Chainer's warning instead of being kept
   half-loaded; a ``Summary`` whose statistics are missing keeps its contents
-  (Chainer overwrites the fields it could read before the missing one).
+  (Chainer overwrites the fields it could read before the missing one). A
+  Chainer key whose total weight is 0 (it only saw weight 0) loads as no entry,
+  as ``add`` creates none for zero weights, and a fresh Chainer ``Summary``
+  (``_n == 0``) loads as an empty one (Chainer loads both, then its
+  ``compute_mean`` divides by zero).
 """
 import numpy
 

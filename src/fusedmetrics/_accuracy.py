@@ -149,12 +149,29 @@ def accuracy(y, t, ignore_label=None):
     samples and its float32 result drifts once a batch has more than 2**24 samples
     (e.g. large segmentation batches); ours is then the correctly rounded ratio.
     All samples ignored gives 0.0 and an empty batch without ``ignore_label``
-    gives NaN, as in Chainer.
+    gives NaN, as in Chainer. A float ``ignore_label`` behaves as Chainer's does
+    (see ``chainer_ignore_label``); ``accuracy_counts`` wants an integer.
     """
     y = _unwrap(y)
     if not (_is_device(y) or isinstance(y, np.ndarray)):
         y = _host_array(y, "y")  # buffer-protocol input has no .dtype
-    return accuracy_from_counts(accuracy_counts(y, t, ignore_label), y.dtype, ignore_label)
+    return accuracy_from_counts(accuracy_counts(y, t, chainer_ignore_label(ignore_label)), y.dtype, ignore_label)
+
+
+def chainer_ignore_label(ignore_label):
+    """The integer label that Chainer's ``t == ignore_label`` matches, for accuracy_counts.
+
+    ``F.accuracy`` accepts a float ignore label: one equal to an integer ignores that
+    label, any other (-1.5, NaN, inf) ignores nothing, yet an empty or all-ignored batch
+    still gives 0.0 (the ignore-label branch). So a float equal to an integer becomes
+    that integer and any other float None; the caller keeps the original for
+    ``accuracy_from_counts``. (Chainer compares int64 labels beyond 2**53 in float64;
+    here they compare exactly.) Anything else is returned as is.
+    """
+    if isinstance(ignore_label, (float, np.floating)):
+        value = float(ignore_label)
+        return int(value) if value.is_integer() else None
+    return ignore_label
 
 
 def accuracy_from_counts(counts, dtype, ignore_label=None):

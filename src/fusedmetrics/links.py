@@ -8,7 +8,7 @@ import chainer.links as L
 from chainer import reporter
 
 import fusedmetrics
-from fusedmetrics._accuracy import accuracy_from_counts
+from fusedmetrics._accuracy import accuracy_from_counts, chainer_ignore_label
 from fusedmetrics._interop import unwrap
 
 
@@ -51,7 +51,11 @@ class Classifier(L.Classifier):
 
     Differences from Chainer: ``accuracy`` is computed from exact integer
     counts (Chainer's float16 mean overflows past 65504 correct predictions);
-    its value and dtype are otherwise ``F.accuracy``'s. With any other
+    its value and dtype are otherwise ``F.accuracy``'s, also for a float
+    ``ignore_label``, which is matched exactly as Chainer's ``t == ignore_label``
+    does (-1.0 ignores label -1; -1.5 or NaN ignores nothing, and an empty
+    batch still gives 0.0; int64 labels beyond 2**53 compare exactly here, in
+    float64 in Chainer). With any other
     ``accfun``, it is called as in Chainer and no counts are reported.
     """
 
@@ -70,7 +74,7 @@ class Classifier(L.Classifier):
             if fused:
                 y = unwrap(self.y)
                 counts = fusedmetrics.accuracy_counts(
-                    y, unwrap(t), ignore_label)
+                    y, unwrap(t), chainer_ignore_label(ignore_label))
                 self.accuracy = chainer.Variable(
                     accuracy_from_counts(counts, y.dtype, ignore_label),
                     requires_grad=False)

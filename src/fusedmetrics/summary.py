@@ -31,7 +31,18 @@ Where we deliberately differ from Chainer:
   snapshots with float weights cannot be loaded by Chainer). On load, a key whose
   statistics are missing is dropped with Chainer's warning instead of being kept
   half-loaded; a ``Summary`` whose statistics are missing keeps its contents
-  (Chainer overwrites the fields it could read before the missing one).
+  (Chainer overwrites the fields it could read before the missing one). A
+  Chainer key whose total weight is 0 (it only saw weight 0) loads as no entry,
+  as ``add`` creates none for zero weights, and a fresh Chainer ``Summary``
+  (``_n == 0``) loads as an empty one (Chainer loads both, then its
+  ``compute_mean`` divides by zero).
+* Loading (``serialize``, ``load_state_dict``, ``from_state_dict``) validates
+  everything before changing anything and raises ``TypeError`` / ``ValueError``
+  naming the key or field: weights must be finite and >= 0, M2 not negative, a
+  weight of 0 needs mean and M2 of 0, a NaN or infinite mean needs a NaN M2 (as
+  ``add`` leaves after a NaN or infinite value, so every ``state_dict()`` loads
+  back); names must be a list of distinct str, moments real, integer weights
+  bool. Chainer loads such garbage (and a complex ``_x``) without a word.
 """
 import numpy
 
@@ -161,14 +172,9 @@ class Summary(_SummaryBase):
                 row, integer = numpy.zeros(3), True
             _snapshot.write_summary(serializer, row, integer)
             return
-        read = _snapshot.read_summary(serializer)
-        if read is None:
-            return
-        row, integer = read
-        if row[0] > 0:
-            self._replace([_SUMMARY_KEY], numpy.array([row], dtype=numpy.float64), numpy.array([integer]))
-        else:
-            self._replace([], numpy.zeros((0, 3)), numpy.zeros(0, dtype=bool))
+        read = _snapshot.read_summary(serializer, _SUMMARY_KEY)
+        if read is not None:  # validated: no data gives no names, hence an empty Summary
+            self._replace(*read)
 
 
 class DictSummary(_SummaryBase):
@@ -228,7 +234,9 @@ class DictSummary(_SummaryBase):
         }
 
     def load_state_dict(self, state_dict):
-        """Replaces the contents with a state_dict() (validated first)."""
+        """Replaces the contents with a state_dict(); validated first (see the module
+        docstring), so an error leaves the contents unchanged. Rows of weight 0 load as
+        no entry, as add() creates none."""
         self._replace(*_snapshot.check_state_dict(state_dict))
 
     @classmethod

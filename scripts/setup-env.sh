@@ -13,6 +13,10 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip
 "${PIP[@]}" install "numpy<2" "setuptools<70" wheel "pybind11>=2.12" "scikit-build-core>=0.10" "cmake>=3.24" ninja \
   "pytest>=7" "hypothesis>=6" "mpi4py>=3.1" mpich
+# Independent references and the PyTorch side: scikit-learn (confusion-matrix scores),
+# torch (the CPU build: torch==2.13.0 is a local file on these machines), pytorch-pfn-extras
+# and TorchMetrics (the ppe drop-ins are tested against them).
+"${PIP[@]}" install scikit-learn "torch==2.13.0" "pytorch-pfn-extras==0.9.0" "torchmetrics>=1.4"
 # Chainer's sdist imports pkg_resources while it builds: build it against the
 # setuptools<70 installed above instead of an isolated (newer) one.
 "$VENV/bin/python" -c "import chainer" 2>/dev/null || "${PIP[@]}" install --no-build-isolation "chainer==7.8.1"

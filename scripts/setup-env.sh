@@ -16,7 +16,11 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # Independent references and the PyTorch side: scikit-learn (confusion-matrix scores),
 # torch (the CPU build: torch==2.13.0 is a local file on these machines), pytorch-pfn-extras
 # and TorchMetrics (the ppe drop-ins are tested against them).
-"${PIP[@]}" install scikit-learn "torch==2.13.0" "pytorch-pfn-extras==0.9.0" "torchmetrics>=1.4"
+# torch asks for setuptools>=77, but Chainer imports pkg_resources and numpy.distutils at
+# run time, which need an old one: put setuptools<70 back (torch only needs a new one to
+# build C++ extensions, which nothing here does). ml_dtypes<0.6 gives numpy 1.x bfloat16.
+"${PIP[@]}" install scikit-learn "torch==2.13.0" "pytorch-pfn-extras==0.9.0" "torchmetrics>=1.4" "ml_dtypes<0.6" "numpy<2"
+"${PIP[@]}" install "setuptools<70" 2>&1 | grep -v "requires setuptools" || true
 # Chainer's sdist imports pkg_resources while it builds: build it against the
 # setuptools<70 installed above instead of an isolated (newer) one.
 "$VENV/bin/python" -c "import chainer" 2>/dev/null || "${PIP[@]}" install --no-build-isolation "chainer==7.8.1"

@@ -42,3 +42,37 @@ def test_strided_out_accumulates_into_its_own_elements():
     out = backing[::2]
     fm.accuracy_counts(Y, T, out=out)
     np.testing.assert_array_equal(backing, [3, 0, 5, 0])
+
+
+def _plan():
+    from fusedmetrics import _core
+    return _core.AccuracyPlan(2, 5, 2, 1, (2, 1, 1), 2, (1, 1), False, 0, 1)  # Y, T above
+
+
+@pytest.mark.parametrize("make_out,message", [
+    (lambda: np.zeros(2, np.int32), "int64"),
+    (lambda: np.zeros(2, ">i8"), "int64"),
+    (lambda: np.zeros(3, np.int64), "shape"),
+    (lambda: np.lib.stride_tricks.as_strided(np.zeros(1, np.int64), (2,), (0,)), "overlap"),
+    (lambda: np.frombuffer(bytearray(17), np.int64, count=2, offset=1), "aligned"),
+])
+def test_plan_count_refuses_outs_it_cannot_write_in_place(make_out, message):
+    """The C++ plan never writes into a converted copy (the counts would be lost) nor
+    through a misaligned or self-overlapping int64*."""
+    out = make_out()
+    before = out.copy()
+    with pytest.raises(ValueError, match=message):
+        _plan().count(Y, T, out)
+    np.testing.assert_array_equal(out, before)
+
+
+def test_plan_count_adds_into_a_strided_out():
+    backing = np.zeros(4, np.int64)
+    _plan().count(Y, T, backing[::2])
+    np.testing.assert_array_equal(backing, [3, 0, 5, 0])
+
+
+def test_plan_refuses_row_counts_beyond_int64():
+    from fusedmetrics import _core
+    with pytest.raises(ValueError, match="overflow"):
+        _core.AccuracyPlan(2, 2 ** 62, 1, 4, (1, 1, 0), 2, (1, 0), False, 0, 1)

@@ -58,6 +58,21 @@ void require_inside(const Extent& view, const py::array& a, const char* name) {
                             " reaches outside its buffer");
 }
 
+// out is written in place through an int64*: it must BE a native int64 (2,) array
+// (no converted copy that would take the counts and be dropped), aligned, writeable,
+// and its two counters must be distinct memory.
+void require_counter_out(const py::array& out) {
+  const py::dtype dt = out.dtype();
+  // numpy spells native byte order '=' (a non-native one '<' or '>').
+  const bool native_int64 = dt.kind() == 'i' && dt.itemsize() == 8 && dt.byteorder() == '=';
+  if (!native_int64 || out.ndim() != 1 || out.shape(0) != 2)
+    throw std::invalid_argument("out must be a native-byte-order int64 array of shape (2,)");
+  if (!out.writeable()) throw std::invalid_argument("out must be writeable");
+  if (out.strides(0) == 0) throw std::invalid_argument("out must not overlap itself (zero stride)");
+  if (reinterpret_cast<uintptr_t>(out.data()) % alignof(int64_t) != 0 || out.strides(0) % alignof(int64_t) != 0)
+    throw std::invalid_argument("out must be aligned to 8 bytes");
+}
+
 // One normalised call shape, built once by Python and reused for every batch of
 // that shape (fusedmetrics/accuracy.py caches them): the per-call work is then the
 // buffer checks and the kernels. The kernel is selected here, once, for the active
@@ -72,11 +87,10 @@ class AccuracyPlan {
   }
 
   // Adds [correct, total] of (y, t) into out.
-  void count(const py::array& y, const py::array& t, py::array_t<int64_t, 0> out) {
+  void count(const py::array& y, const py::array& t, const py::array& out) {
     if (y.itemsize() != fm::logit_itemsize(call_.y_code) || t.itemsize() != fm::label_itemsize(call_.t_code))
       throw std::invalid_argument("the arrays' item sizes do not match the plan");
-    if (out.ndim() != 1 || out.shape(0) != 2 || !out.writeable())
-      throw std::invalid_argument("out must be a writeable int64 array of shape (2,)");
+    require_counter_out(out);
     const int64_t yi = y.itemsize(), ti = t.itemsize();
     const auto& p = call_;
     const int64_t y_shape[] = {p.N, p.C, p.M}, y_strides[] = {p.ys_n, p.ys_c, p.ys_m};
@@ -94,9 +108,9 @@ class AccuracyPlan {
       py::gil_scoped_release release;
       counts = fm::cpu::count_accuracy(call, kernel);
     }
-    auto acc = out.mutable_unchecked<1>();
-    acc(0) += counts.correct;
-    acc(1) += counts.total;
+    char* base = static_cast<char*>(const_cast<void*>(out.data()));
+    *reinterpret_cast<int64_t*>(base) += counts.correct;
+    *reinterpret_cast<int64_t*>(base + out.strides(0)) += counts.total;
   }
 
  private:

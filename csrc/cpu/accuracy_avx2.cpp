@@ -1,8 +1,11 @@
 // Accuracy kernels for AVX2 CPUs (this file alone is compiled with AVX2, FMA, F16C,
-// BMI2). Flat float32/float64 rows of at most 16 classes get a hand-written
-// branch-free kernel (two masked 256-bit loads per row); everything else is the
-// portable code, vectorised by the compiler for AVX2.
+// BMI2). Flat rows of at most 64 float32/float16/bfloat16 classes (16 float64) get
+// hand-written kernels that compare a whole row into class bit masks; two float32
+// classes go 8 rows per step; everything else is the portable code, vectorised by
+// the compiler for AVX2.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "cpu/accuracy.h"
 #include "semantics/accuracy_rule.h"
@@ -62,37 +65,61 @@ fm::cpu::Counts count_flat_rows_two_halves(const fm::AccuracyCall& call, int64_t
   });
 }
 
-// Flat float32 rows (M == 1, contiguous classes) of at most 8 * NV classes, NV <= 8:
-// NV 8-lane compares per row into 64-bit class masks. Rows whose NV-vector window stays
-// inside the view are read with plain loads (the lanes past the row hold the next
-// rows' scores and are masked out of the count); only the last rows need masked
-// loads, which cost several times more on some CPUs.
-template <int NV, class Label>
-fm::cpu::Counts count_flat_rows_f32(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+// Eight scores widened to float32: float32 as is, float16 by F16C, bfloat16 by a shift.
+template <int Code>
+struct Widen8;
+template <>
+struct Widen8<fm::kF32> {
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+};
+template <>
+struct Widen8<fm::kF16> {
+  static __m256 load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+};
+template <>
+struct Widen8<fm::kBF16> {
+  static __m256 load(const uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+};
+
+// Flat rows (M == 1, contiguous classes) of at most 8 * NV classes, NV <= 8, of a
+// 2- or 4-byte float dtype: NV 8-lane compares per row into 64-bit class masks.
+// Rows whose window of 8 * NV elements stays inside the view are loaded in place (the
+// lanes past the row hold the next rows' scores and are masked out of the count); the
+// last rows are first copied into a zero-padded local buffer, so nothing is read
+// outside the view and no masked load is needed (those cost several times more on
+// some CPUs).
+template <int Code, int NV, class Label>
+fm::cpu::Counts count_flat_rows_by_eights(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  using Storage = typename fm::LogitTraits<Code>::Storage;
   constexpr int64_t kWindow = 8 * NV;
   const int64_t C = call.C;
-  const float* y = reinterpret_cast<const float*>(call.y);
+  const auto* y = static_cast<const Storage*>(call.y);
   // One past the view's highest element (rows may run backwards: ys_n < 0).
-  const float* end = y + (call.N > 0 && call.ys_n > 0 ? (call.N - 1) * call.ys_n : 0) + C;
-  __m256i active[NV];
-  for (int i = 0; i < NV; ++i) active[i] = F32Half::lanes_below(C - 8 * i);
+  const Storage* end = y + (call.N > 0 && call.ys_n > 0 ? (call.N - 1) * call.ys_n : 0) + C;
   const uint64_t valid = _bzhi_u64(~uint64_t(0), unsigned(C));
-  return count_flat_rows<float, Label>(call, r0, r1, [=](const float* row, int64_t target) {
-    __m256 x[NV];
-    if (row + kWindow <= end) {
-      for (int i = 0; i < NV; ++i) x[i] = _mm256_loadu_ps(row + 8 * i);
-    } else {
-      for (int i = 0; i < NV; ++i) x[i] = _mm256_maskload_ps(row + 8 * i, active[i]);
+  return count_flat_rows<Storage, Label>(call, r0, r1, [=](const Storage* row, int64_t target) {
+    Storage padded[kWindow];
+    const Storage* window = row;
+    if (__builtin_expect(row + kWindow > end, 0)) {
+      std::memset(padded, 0, sizeof padded);
+      std::memcpy(padded, row, size_t(C) * sizeof(Storage));
+      window = padded;
     }
-    const __m256 v = _mm256_broadcast_ss(row + target);
+    __m256 x[NV];
+    for (int i = 0; i < NV; ++i) x[i] = Widen8<Code>::load(window + 8 * i);
+    const float target_score = fm::widen_logit<Code>(row[target]);
     const uint64_t before = _bzhi_u64(valid, unsigned(target));
     uint64_t not_less_equal = 0, equal = 0;
-    if (__builtin_expect(row[target] != row[target], 0)) {  // a NaN target loses only to an earlier NaN
+    if (__builtin_expect(target_score != target_score, 0)) {  // a NaN target loses only to an earlier NaN
       for (int i = 0; i < NV; ++i)
         equal |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(x[i], x[i], _CMP_UNORD_Q))) << (8 * i);
       return int64_t(_mm_popcnt_u64(equal & before));
     }
     // Above the target: !(x <= v) anywhere (false at the target itself), or x == v before it.
+    const __m256 v = _mm256_set1_ps(target_score);
     for (int i = 0; i < NV; ++i) {
       not_less_equal |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(x[i], v, _CMP_NLE_UQ))) << (8 * i);
       equal |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(x[i], v, _CMP_EQ_OQ))) << (8 * i);
@@ -101,23 +128,25 @@ fm::cpu::Counts count_flat_rows_f32(const fm::AccuracyCall& call, int64_t r0, in
   });
 }
 
-template <int NV>
-fm::cpu::Counts count_flat_rows_f32_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+template <int Code, int NV>
+fm::cpu::Counts count_flat_rows_by_eights_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   return fm::with_label_type(call.t_code, [&](auto label) {
-    return count_flat_rows_f32<NV, decltype(label)>(call, r0, r1);
+    return count_flat_rows_by_eights<Code, NV, decltype(label)>(call, r0, r1);
   });
 }
 
-fm::cpu::CountRowsFn flat_f32_kernel(int64_t C) {
+// The flat kernel for rows of C <= 64 classes of this 2- or 4-byte float dtype.
+template <int Code>
+fm::cpu::CountRowsFn flat_kernel_by_eights(int64_t C) {
   switch ((C + 7) / 8) {
-    case 1: return count_flat_rows_f32_any_label<1>;
-    case 2: return count_flat_rows_f32_any_label<2>;
-    case 3: return count_flat_rows_f32_any_label<3>;
-    case 4: return count_flat_rows_f32_any_label<4>;
-    case 5: return count_flat_rows_f32_any_label<5>;
-    case 6: return count_flat_rows_f32_any_label<6>;
-    case 7: return count_flat_rows_f32_any_label<7>;
-    default: return count_flat_rows_f32_any_label<8>;
+    case 1: return count_flat_rows_by_eights_any_label<Code, 1>;
+    case 2: return count_flat_rows_by_eights_any_label<Code, 2>;
+    case 3: return count_flat_rows_by_eights_any_label<Code, 3>;
+    case 4: return count_flat_rows_by_eights_any_label<Code, 4>;
+    case 5: return count_flat_rows_by_eights_any_label<Code, 5>;
+    case 6: return count_flat_rows_by_eights_any_label<Code, 6>;
+    case 7: return count_flat_rows_by_eights_any_label<Code, 7>;
+    default: return count_flat_rows_by_eights_any_label<Code, 8>;
   }
 }
 
@@ -196,7 +225,14 @@ fm::cpu::CountRowsFn fm::cpu::select_kernel_avx2(const AccuracyCall& call) {
     if (call.t_code == fm::kI64) return count_two_class_rows<Labels64x8>;
   }
   if (call.M == 1 && call.ys_c == 1 && call.C >= 1) {
-    if (call.y_code == fm::kF32 && call.C <= 64) return flat_f32_kernel(call.C);
+    if (call.C <= 64) {
+      switch (call.y_code) {
+        case fm::kF32: return flat_kernel_by_eights<fm::kF32>(call.C);
+        case fm::kF16: return flat_kernel_by_eights<fm::kF16>(call.C);
+        case fm::kBF16: return flat_kernel_by_eights<fm::kBF16>(call.C);
+        default: break;
+      }
+    }
     if (call.y_code == fm::kF64 && call.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>;
   }
   return select_portable(call);

@@ -3,6 +3,7 @@
 #include "dict_summary_state.h"
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "py_scalar.h"
@@ -35,7 +36,90 @@ PyObject* std_suffix() {
   throw py::error_already_set();
 }
 
+[[noreturn]] void throw_reentrant(const char* what) {
+  PyErr_Format(PyExc_RuntimeError,
+               "%s: re-entrant call on a summary that this thread is already adding to (from a key's "
+               "__hash__/__eq__ or a value's __float__/array conversion); nothing was changed",
+               what);
+  throw py::error_already_set();
+}
+
+// A total weight past float64's range would give inf and a wrong mean (x * w / inf).
+[[noreturn]] void throw_weight_overflow(PyObject* key, double have, double add) {
+  py::object a = py::reinterpret_steal<py::object>(PyFloat_FromDouble(have));
+  py::object b = py::reinterpret_steal<py::object>(PyFloat_FromDouble(add));
+  PyErr_Format(PyExc_OverflowError, "the total weight of %R would overflow float64 (%R + %R); nothing was changed",
+               key, a.ptr(), b.ptr());
+  throw py::error_already_set();
+}
+
 }  // namespace
+
+// Holds the summary's guard for one changing call; keep() leaves it held for the
+// device batch that commit_pending / discard_pending then end.
+class DictSummaryState::Exclusive {
+ public:
+  Exclusive(DictSummaryState& s, const char* what) : s_(s) { s_.enter_exclusive(what); }
+  ~Exclusive() {
+    if (!kept_) s_.leave_exclusive();
+  }
+  void keep() { kept_ = true; }
+
+ private:
+  DictSummaryState& s_;
+  bool kept_ = false;
+};
+
+void DictSummaryState::enter_exclusive(const char* what) {
+  const std::thread::id me = std::this_thread::get_id();
+  bool reentrant;
+  {
+    // guard_mutex_ is only ever held for a few instructions, never while waiting
+    // for the GIL, so taking it with the GIL held cannot deadlock.
+    std::lock_guard<std::mutex> lock(guard_mutex_);
+    if (owner_ == std::thread::id()) {
+      owner_ = me;
+      return;
+    }
+    reentrant = owner_ == me;
+  }
+  if (reentrant) throw_reentrant(what);
+  // Another thread is inside (its __float__ let the GIL go): wait without the GIL,
+  // which that thread needs to finish.
+  py::gil_scoped_release nogil;
+  std::unique_lock<std::mutex> lock(guard_mutex_);
+  guard_free_.wait(lock, [this] { return owner_ == std::thread::id(); });
+  owner_ = me;
+}
+
+void DictSummaryState::leave_exclusive() {
+  {
+    std::lock_guard<std::mutex> lock(guard_mutex_);
+    owner_ = std::thread::id();
+  }
+  guard_free_.notify_all();
+}
+
+// Returns with the GIL held and no other thread inside a changing call; the caller
+// must then read without running Python code (which could let one in).
+void DictSummaryState::wait_readable() const {
+  const std::thread::id me = std::this_thread::get_id();
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(guard_mutex_);
+      if (owner_ == std::thread::id() || owner_ == me) return;
+    }
+    py::gil_scoped_release nogil;
+    std::unique_lock<std::mutex> lock(guard_mutex_);
+    guard_free_.wait(lock, [this] { return owner_ == std::thread::id(); });
+    // Loop: another writer may get in before this thread has the GIL back.
+  }
+}
+
+std::size_t DictSummaryState::size() const {
+  wait_readable();
+  return table_.size();
+}
 
 DictSummaryState::DictSummaryState() {
   init_scalar_reader();
@@ -44,30 +128,89 @@ DictSummaryState::DictSummaryState() {
 }
 
 py::object DictSummaryState::add(py::handle d) {
-  discard_pending();
-  PyObject* dict = d.ptr();
-  py::object owned;
-  if (!PyDict_Check(dict)) {  // a Mapping: Chainer iterates d.items()
-    owned = py::reinterpret_steal<py::object>(PyDict_New());
-    if (!owned) throw py::error_already_set();
-    py::object items = py::reinterpret_steal<py::object>(PyObject_CallMethod(dict, "items", nullptr));
-    if (!items || PyDict_MergeFromSeq2(owned.ptr(), items.ptr(), 1) != 0) throw py::error_already_set();
-    dict = owned.ptr();
+  Exclusive guard(*this, "DictSummary.add");
+  drop_pending();
+  try {
+    PyObject* dict = d.ptr();
+    py::object owned;
+    if (!PyDict_Check(dict)) {  // a Mapping: Chainer iterates d.items()
+      owned = py::reinterpret_steal<py::object>(PyDict_New());
+      if (!owned) throw py::error_already_set();
+      py::object items = py::reinterpret_steal<py::object>(PyObject_CallMethod(dict, "items", nullptr));
+      if (!items || PyDict_MergeFromSeq2(owned.ptr(), items.ptr(), 1) != 0) throw py::error_already_set();
+      dict = owned.ptr();
+    }
+    const py::object hold_dict = py::reinterpret_borrow<py::object>(dict);
+    // Python code run while reading (a __float__, a __hash__) may change the dict,
+    // and PyDict_Next would then visit a re-inserted key twice. Detect it as
+    // Python's dict iterator does, with its messages (Chainer iterates with it).
+    const Py_ssize_t size = PyDict_GET_SIZE(dict);
+    Py_ssize_t pos = 0, visited = 0;
+    PyObject* key;
+    PyObject* value;
+    for (;;) {
+      if (PyDict_GET_SIZE(dict) != size) {
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+        throw py::error_already_set();
+      }
+      if (!PyDict_Next(dict, &pos, &key, &value)) break;
+      if (++visited > size) {
+        PyErr_SetString(PyExc_RuntimeError, "dictionary keys changed during iteration");
+        throw py::error_already_set();
+      }
+      parse_item(key, value, nullptr, false);
+    }
+    py::object out = finish();
+    if (!out.is_none()) guard.keep();  // the device batch: held until commit/discard
+    return out;
+  } catch (...) {
+    drop_pending();
+    throw;
   }
-  Py_ssize_t pos = 0;
-  PyObject* key;
-  PyObject* value;
-  while (PyDict_Next(dict, &pos, &key, &value)) parse_item(key, value, nullptr, false);
-  return finish();
 }
 
 py::object DictSummaryState::add_item(py::handle key, py::handle value, py::handle weight) {
-  discard_pending();
-  parse_item(key.ptr(), value.ptr(), weight.ptr(), true);
-  return finish();
+  Exclusive guard(*this, "Summary.add");
+  drop_pending();
+  try {
+    parse_item(key.ptr(), value.ptr(), weight.ptr(), true);
+    py::object out = finish();
+    if (!out.is_none()) guard.keep();
+    return out;
+  } catch (...) {
+    drop_pending();
+    throw;
+  }
 }
 
 void DictSummaryState::commit_pending() {
+  {
+    std::lock_guard<std::mutex> lock(guard_mutex_);
+    if (owner_ != std::this_thread::get_id()) {
+      throw std::runtime_error("commit_pending: this thread has no pending device batch");
+    }
+  }
+  try {
+    commit();
+  } catch (...) {
+    leave_exclusive();
+    throw;
+  }
+  leave_exclusive();
+}
+
+void DictSummaryState::discard_pending() {
+  bool mine;
+  {
+    std::lock_guard<std::mutex> lock(guard_mutex_);
+    mine = owner_ == std::this_thread::get_id();
+  }
+  if (!mine) return;  // nothing of this thread's is pending
+  drop_pending();
+  leave_exclusive();
+}
+
+void DictSummaryState::commit() {
   const std::size_t old_size = table_.size();
   const Py_ssize_t old_len = PyList_GET_SIZE(keys_.ptr());
   for (std::size_t i = 0; i < new_keys_.size(); ++i) {
@@ -82,7 +225,7 @@ void DictSummaryState::commit_pending() {
       }
       PyList_SetSlice(keys_.ptr(), old_len, PY_SSIZE_T_MAX, nullptr);
       PyErr_Restore(type, val, tb);
-      discard_pending();
+      drop_pending();
       throw py::error_already_set();
     }
   }
@@ -93,10 +236,10 @@ void DictSummaryState::commit_pending() {
     device_[dv.slot] = 1;
     if (!dv.integer_weight) table_.clear_integer_flag(dv.slot);
   }
-  discard_pending();
+  drop_pending();
 }
 
-void DictSummaryState::discard_pending() {
+void DictSummaryState::drop_pending() {
   new_keys_.clear();
   updates_.clear();
   device_items_.clear();
@@ -104,11 +247,25 @@ void DictSummaryState::discard_pending() {
   device_weights_.clear();
 }
 
+std::vector<fm::Moments> DictSummaryState::rows_copy() const {
+  std::vector<fm::Moments> rows(table_.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = table_.row(i);
+  return rows;
+}
+
+py::tuple DictSummaryState::snapshot() const {
+  wait_readable();
+  // No Python code runs between these three reads.
+  return py::make_tuple(names(), moments(), integer_weights());
+}
+
 py::list DictSummaryState::names() const {
+  wait_readable();
   return py::reinterpret_steal<py::list>(PyList_GetSlice(keys_.ptr(), 0, PY_SSIZE_T_MAX));
 }
 
 py::array_t<double> DictSummaryState::moments() const {
+  wait_readable();
   py::array_t<double> out({static_cast<py::ssize_t>(size()), py::ssize_t(3)});
   double* p = out.mutable_data();
   for (std::size_t i = 0; i < size(); ++i) {
@@ -122,6 +279,7 @@ py::array_t<double> DictSummaryState::moments() const {
 
 py::array_t<double> DictSummaryState::merged_moments(
     py::array_t<double, py::array::c_style | py::array::forcecast> device_rows) const {
+  wait_readable();
   if (device_rows.ndim() != 2 || device_rows.shape(1) != 3) {
     throw py::value_error("device_rows must have shape (capacity, 3); got ndim " +
                           std::to_string(device_rows.ndim()));
@@ -144,6 +302,7 @@ py::array_t<double> DictSummaryState::merged_moments(
 }
 
 py::array_t<bool> DictSummaryState::integer_weights() const {
+  wait_readable();
   py::array_t<bool> out(static_cast<py::ssize_t>(size()));
   bool* p = out.mutable_data();
   for (std::size_t i = 0; i < size(); ++i) p[i] = table_.integer_weights(i);
@@ -151,6 +310,7 @@ py::array_t<bool> DictSummaryState::integer_weights() const {
 }
 
 py::list DictSummaryState::device_slots() const {
+  wait_readable();
   py::list out;
   for (std::size_t i = 0; i < size(); ++i) {
     if (device_[i]) out.append(py::int_(i));
@@ -159,17 +319,23 @@ py::list DictSummaryState::device_slots() const {
 }
 
 bool DictSummaryState::has_device() const {
+  wait_readable();
   for (auto f : device_) {
     if (f) return true;
   }
   return false;
 }
 
+// compute_mean / make_statistics copy the rows and keys first: building the dict
+// hashes the keys, Python code that could let another thread's add() in.
 py::dict DictSummaryState::compute_mean() const {
+  wait_readable();
+  const std::vector<fm::Moments> rows = rows_copy();
+  const py::list keys = names();
   py::dict out;
-  for (std::size_t i = 0; i < size(); ++i) {
-    const fm::Moments& m = table_.row(i);
-    PyObject* key = PyList_GET_ITEM(keys_.ptr(), static_cast<Py_ssize_t>(i));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const fm::Moments& m = rows[i];
+    PyObject* key = PyList_GET_ITEM(keys.ptr(), static_cast<Py_ssize_t>(i));
     py::object v = as_float64(host_mean(m));
     if (PyDict_SetItem(out.ptr(), key, v.ptr()) != 0) throw py::error_already_set();
   }
@@ -177,10 +343,13 @@ py::dict DictSummaryState::compute_mean() const {
 }
 
 py::dict DictSummaryState::make_statistics() const {
+  wait_readable();
+  const std::vector<fm::Moments> rows = rows_copy();
+  const py::list keys = names();
   py::dict out;
-  for (std::size_t i = 0; i < size(); ++i) {
-    const fm::Moments& m = table_.row(i);
-    PyObject* key = PyList_GET_ITEM(keys_.ptr(), static_cast<Py_ssize_t>(i));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const fm::Moments& m = rows[i];
+    PyObject* key = PyList_GET_ITEM(keys.ptr(), static_cast<Py_ssize_t>(i));
     py::object mean = as_float64(host_mean(m));
     py::object std = as_float64(fm::summary_std(m));
     py::object std_key = py::reinterpret_steal<py::object>(PyNumber_Add(key, std_suffix()));
@@ -193,7 +362,8 @@ py::dict DictSummaryState::make_statistics() const {
 }
 
 py::tuple DictSummaryState::statistics_of(std::size_t slot) const {
-  if (slot >= size()) throw py::index_error("slot out of range");
+  wait_readable();
+  if (slot >= table_.size()) throw py::index_error("slot out of range");
   const fm::Moments& m = table_.row(slot);
   return py::make_tuple(as_float64(host_mean(m)), as_float64(fm::summary_std(m)));
 }
@@ -202,6 +372,7 @@ void DictSummaryState::combine(py::handle names,
                                py::array_t<double, py::array::c_style | py::array::forcecast> moments,
                                py::array_t<bool, py::array::c_style | py::array::forcecast> integer,
                                bool merge) {
+  Exclusive guard(*this, merge ? "DictSummary.merge" : "DictSummary.load_state_dict");
   py::list name_list = py::reinterpret_steal<py::list>(PySequence_List(names.ptr()));
   if (!name_list) throw py::error_already_set();
   const Py_ssize_t k = PyList_GET_SIZE(name_list.ptr());
@@ -227,9 +398,21 @@ void DictSummaryState::combine(py::handle names,
       PyErr_Format(PyExc_ValueError, "moments for %R have a negative weight or M2", name);
       throw py::error_already_set();
     }
+    if (std::isinf(m[3 * i])) {
+      PyErr_Format(PyExc_ValueError, "moments for %R have an infinite total weight", name);
+      throw py::error_already_set();
+    }
+    if (merge) {  // the merged total must stay finite: never a silently wrong mean
+      PyObject* s = PyDict_GetItemWithError(index_.ptr(), name);
+      if (s == nullptr && PyErr_Occurred()) throw py::error_already_set();
+      if (s != nullptr) {
+        const double have = table_.row(PyLong_AsSize_t(s)).weight;
+        if (std::isinf(have + m[3 * i])) throw_weight_overflow(name, have, m[3 * i]);
+      }
+    }
   }
   const bool* iw = integer.data();
-  if (!merge) clear();
+  if (!merge) clear_state();
   for (Py_ssize_t i = 0; i < k; ++i) {
     PyObject* name = PyList_GET_ITEM(name_list.ptr(), i);
     std::size_t slot = slot_or_create(name);
@@ -240,7 +423,12 @@ void DictSummaryState::combine(py::handle names,
 }
 
 void DictSummaryState::clear() {
-  discard_pending();
+  Exclusive guard(*this, "DictSummary.clear");
+  clear_state();
+}
+
+void DictSummaryState::clear_state() {
+  drop_pending();
   table_.clear();
   device_.clear();
   index_ = py::dict();
@@ -287,7 +475,7 @@ void DictSummaryState::parse_item(PyObject* key, PyObject* value_in, PyObject* w
   PyObject* wraw = weight_in;
   if (!single && PyTuple_Check(vraw)) {
     if (PyTuple_GET_SIZE(vraw) < 2) {
-      discard_pending();
+      drop_pending();
       throw_bad(PyExc_IndexError, "the tuple given for %R must be (value, weight); got %s%s", key,
                 PyTuple_GET_SIZE(vraw) == 0 ? "an empty tuple" : "a 1-tuple");
     }
@@ -300,43 +488,51 @@ void DictSummaryState::parse_item(PyObject* key, PyObject* value_in, PyObject* w
   if (wraw != nullptr) {
     weight = py::reinterpret_steal<py::object>(unwrap_variable(wraw));
     if (!weight) {
-      discard_pending();
+      drop_pending();
       throw py::error_already_set();
     }
     w = read_scalar(weight.ptr());
+    if (w.kind == ScalarKind::Error) {
+      drop_pending();
+      throw py::error_already_set();
+    }
     if (w.kind == ScalarKind::NotScalar) {
-      discard_pending();
+      drop_pending();
       PyErr_Format(PyExc_ValueError, "Given weight to %S was not scalar.", key);
       throw py::error_already_set();
     }
   }
   py::object value = py::reinterpret_steal<py::object>(unwrap_variable(vraw));
   if (!value) {
-    discard_pending();
+    drop_pending();
     throw py::error_already_set();
   }
   ScalarRead v = read_scalar(value.ptr());
+  if (v.kind == ScalarKind::Error) {
+    drop_pending();
+    throw py::error_already_set();
+  }
   if (v.kind == ScalarKind::NotScalar) {
     if (!single) return;  // Chainer skips it silently, creating no entry
-    discard_pending();
+    drop_pending();
     PyErr_Format(PyExc_ValueError,
                  "Summary.add: value must be a scalar or a 0-d array; got %s (not a scalar)",
                  Py_TYPE(value.ptr())->tp_name);
     throw py::error_already_set();
   }
   if (v.kind == ScalarKind::Bad) {
-    discard_pending();
+    drop_pending();
     throw_bad(PyExc_TypeError, "the value given for %R has type %s: %s", key, Py_TYPE(value.ptr())->tp_name,
               v.why);
   }
   if (w.kind == ScalarKind::Bad) {
-    discard_pending();
+    drop_pending();
     throw_bad(PyExc_TypeError, "the weight given for %R has type %s: %s", key,
               Py_TYPE(weight.ptr())->tp_name, w.why);
   }
   if (w.kind == ScalarKind::Host) {
     if (!(w.value >= 0) || std::isinf(w.value)) {
-      discard_pending();
+      drop_pending();
       PyObject* wf = PyFloat_FromDouble(w.value);
       PyErr_Format(PyExc_ValueError, "the weight given for %R must be finite and >= 0; got %R", key, wf);
       Py_XDECREF(wf);
@@ -345,6 +541,10 @@ void DictSummaryState::parse_item(PyObject* key, PyObject* value_in, PyObject* w
     if (w.value == 0) return;  // zero weight: nothing to add, and no entry
   }
   const std::size_t slot = pending_slot(key);
+  if (w.kind == ScalarKind::Host && slot < table_.size() && std::isinf(table_.row(slot).weight + w.value)) {
+    drop_pending();
+    throw_weight_overflow(key, table_.row(slot).weight, w.value);
+  }
   if (v.kind == ScalarKind::Host && w.kind == ScalarKind::Host) {
     updates_.push_back({slot, v.value, w.value, w.integer});
     return;
@@ -359,7 +559,7 @@ void DictSummaryState::parse_item(PyObject* key, PyObject* value_in, PyObject* w
 
 py::object DictSummaryState::finish() {
   if (device_items_.empty()) {
-    commit_pending();
+    commit();
     return py::none();
   }
   py::list slots, values, weights;

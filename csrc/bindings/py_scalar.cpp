@@ -95,6 +95,7 @@ struct Cache {
   PyObject* generic = nullptr;           // numpy.generic
   PyObject* complexfloating = nullptr;   // numpy.complexfloating
   PyObject* number_abc = nullptr;        // numbers.Number
+  PyObject* complex_abc = nullptr;       // numbers.Complex
   PyObject* real_abc = nullptr;          // numbers.Real
   PyObject* integral_abc = nullptr;      // numbers.Integral
   struct Fast {
@@ -166,6 +167,12 @@ long ndim_of(PyObject* o) {
 void read_by_float(PyObject* o, ScalarRead& r) {
   PyObject* f = PyNumber_Float(o);
   if (f == nullptr) {
+    // Let anything but "not convertible" through: hiding a RuntimeError from user
+    // code (a re-entrant add(), say) behind a TypeError would mislead.
+    if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError)) {
+      r.kind = ScalarKind::Error;
+      return;
+    }
     PyErr_Clear();
     r.kind = ScalarKind::Bad;
     r.why = "it cannot be converted to float";
@@ -190,6 +197,7 @@ void init_scalar_reader() {
   g.generic = keep(np.attr("generic"));
   g.complexfloating = keep(np.attr("complexfloating"));
   g.number_abc = keep(numbers.attr("Number"));
+  g.complex_abc = keep(numbers.attr("Complex"));
   g.real_abc = keep(numbers.attr("Real"));
   g.integral_abc = keep(numbers.attr("Integral"));
   // float32 first: it is what losses usually are.
@@ -375,8 +383,12 @@ ScalarRead read_scalar(PyObject* o) {
     int is_real = PyObject_IsInstance(o, g.real_abc);
     if (is_real < 0) { PyErr_Clear(); is_real = 0; }
     if (!is_real) {
+      int is_complex = PyObject_IsInstance(o, g.complex_abc);
+      if (is_complex < 0) { PyErr_Clear(); is_complex = 0; }
       r.kind = ScalarKind::Bad;
-      r.why = "complex values are not supported";
+      // Decimal is a Number but not a Real; Chainer's float sums reject it (TypeError).
+      r.why = is_complex ? "complex values are not supported"
+                         : "it is not a real number (numbers.Real), so it cannot be added to float sums";
       return r;
     }
     read_by_float(o, r);

@@ -17,6 +17,8 @@ enum class ScalarKind {
   Device,     // a 0-d device array (__cuda_array_interface__)
   NotScalar,  // Chainer skips it (value) or rejects it (weight)
   Bad,        // Chainer takes it for a scalar but it is not a real number (str, complex, ...)
+  Error,      // its conversion raised something other than TypeError/ValueError
+              // (e.g. a RuntimeError from a re-entrant add()): the exception is set
 };
 
 struct ScalarRead {
@@ -36,7 +38,7 @@ void init_scalar_reader();
 PyObject* unwrap_variable(PyObject* o);
 
 // Classifies an (already unwrapped) object and reads it when it is a host real
-// scalar. Never leaves a Python exception set.
+// scalar. Leaves a Python exception set only with ScalarKind::Error.
 ScalarRead read_scalar(PyObject* o);
 
 // Whether `o.dtype.kind` is 'i', 'u' or 'b' (false when o has no dtype).

@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
 
 #include "dict_summary_state.h"
@@ -30,7 +31,13 @@ py::array_t<double> merge_moment_stack(py::array_t<double, py::array::forcecast>
     fm::Moments acc{0.0, 0.0, 0.0};
     if (parts > 0) acc = fm::Moments{in(0, k, 0), in(0, k, 1), in(0, k, 2)};
     for (py::ssize_t p = 1; p < parts; ++p) {
-      acc = fm::moments_merge(acc, fm::Moments{in(p, k, 0), in(p, k, 1), in(p, k, 2)});
+      const fm::Moments next{in(p, k, 0), in(p, k, 1), in(p, k, 2)};
+      if (std::isinf(acc.weight + next.weight) && !std::isinf(acc.weight) && !std::isinf(next.weight)) {
+        PyErr_Format(PyExc_OverflowError,
+                     "merge_moment_stack: the total weight of key %zd overflows float64 at part %zd", k, p);
+        throw py::error_already_set();
+      }
+      acc = fm::moments_merge(acc, next);
     }
     o(k, 0) = acc.weight;
     o(k, 1) = acc.mean;
@@ -64,7 +71,9 @@ void bind_summary(py::module_& m) {
       .def("statistics_of", &DictSummaryState::statistics_of, py::arg("slot"))
       .def("combine", &DictSummaryState::combine, py::arg("names"), py::arg("moments"),
            py::arg("integer_weights"), py::arg("merge"))
-      .def("clear", &DictSummaryState::clear);
+      .def("clear", &DictSummaryState::clear)
+      .def("snapshot", &DictSummaryState::snapshot,
+           "(names, moments, integer_weights) read at one moment (no other thread's add() half seen).");
   m.def("merge_moment_stack", &merge_moment_stack, py::arg("stack"),
         "Chan-merges a (P, K, C>=3) float64 stack of [W, mean, M2, ...] rows along axis 0, in order; "
         "returns (K, 3). The same arithmetic as DictSummary.merge (fm::moments_merge).");

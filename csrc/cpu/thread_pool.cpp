@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -20,32 +22,38 @@ namespace {
 int default_num_threads() {
   if (const char* env = std::getenv("FUSEDMETRICS_NUM_THREADS")) {
     const int n = std::atoi(env);
-    if (n > 0) return n;
+    if (n > 0) return n < kMaxThreads ? n : kMaxThreads;
   }
 #if defined(__linux__)
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    return n < 1 ? 1 : n < kMaxThreads ? n : kMaxThreads;
+  }
 #endif
   const unsigned hw = std::thread::hardware_concurrency();
-  return hw > 0 ? int(hw) : 1;
+  return hw == 0 ? 1 : hw < unsigned(kMaxThreads) ? int(hw) : kMaxThreads;
 }
 
 class Pool {
  public:
   explicit Pool(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+    try {
+      for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+    } catch (const std::exception& e) {
+      // The members would be destroyed with workers still waiting on wake_ (that
+      // destructor then waits forever): stop and join the started ones first.
+      const std::size_t started = threads_.size();
+      stop_and_join();
+      throw std::runtime_error("fusedmetrics: could not start " + std::to_string(workers) +
+                               " worker threads (started " + std::to_string(started) + "): " + e.what() +
+                               "; call fusedmetrics.set_num_threads() with fewer threads");
+    }
 #if defined(__linux__)
     have_allowed_ = sched_getaffinity(0, sizeof allowed_, &allowed_) == 0 && CPU_COUNT(&allowed_) > 1;
 #endif
   }
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
+  ~Pool() { stop_and_join(); }
   int workers() const { return int(threads_.size()); }
 
   void run(int n_tasks, const std::function<void(int)>& task) {
@@ -104,6 +112,15 @@ class Pool {
       if (pending_ == 0) done_.notify_all();
     }
   }
+  void stop_and_join() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
   void work() {
     uint32_t seen = 0;
     for (;;) {
@@ -139,7 +156,17 @@ class Pool {
 
 std::mutex g_call_mutex;  // one parallel call at a time
 Pool* g_pool = nullptr;    // created on first use; deliberately never destroyed at exit
-int g_num_threads = 0;
+// Atomic, not under g_call_mutex: reading or setting it must not wait for a
+// running call (that call holds the mutex for its whole length). 0: not set yet.
+std::atomic<int> g_num_threads{0};
+
+int current_num_threads() {
+  int n = g_num_threads.load();
+  if (n > 0) return n;
+  int fresh = default_num_threads();
+  // A concurrent set_num_threads wins: keep its value.
+  return g_num_threads.compare_exchange_strong(n, fresh) ? fresh : n;
+}
 
 #if defined(FM_HAVE_PTHREAD_ATFORK)
 // In a forked child the workers do not exist: forget the pool (leaking it, as its
@@ -168,15 +195,14 @@ Pool& pool_with(int workers) {
 
 }  // namespace
 
-int get_num_threads() {
-  std::lock_guard<std::mutex> lock(g_call_mutex);
-  if (g_num_threads <= 0) g_num_threads = default_num_threads();
-  return g_num_threads;
-}
+int get_num_threads() { return current_num_threads(); }
 
 void set_num_threads(int n) {
-  std::lock_guard<std::mutex> lock(g_call_mutex);
-  g_num_threads = n > 0 ? n : default_num_threads();
+  if (n > kMaxThreads) {
+    throw std::invalid_argument("set_num_threads: n must be at most " + std::to_string(kMaxThreads) + "; got " +
+                                std::to_string(n));
+  }
+  g_num_threads.store(n > 0 ? n : default_num_threads());
 }
 
 void parallel_for(int n_tasks, const std::function<void(int)>& task) {
@@ -185,8 +211,7 @@ void parallel_for(int n_tasks, const std::function<void(int)>& task) {
     return;
   }
   std::lock_guard<std::mutex> lock(g_call_mutex);
-  if (g_num_threads <= 0) g_num_threads = default_num_threads();
-  pool_with(g_num_threads - 1).run(n_tasks, task);
+  pool_with(current_num_threads() - 1).run(n_tasks, task);
 }
 
 }  // namespace fm::cpu

@@ -4,6 +4,13 @@
 // Update: West (1979), the weighted form of Welford's rule. Merge: Chan, Golub and
 // LeVeque. Both keep a constant series at M2 == 0 exactly, and neither subtracts
 // two large sums, so the variance never comes out negative from cancellation.
+//
+// Across dynamic range (one weight swamping the other, so that W_a + W_b rounds to
+// the larger): each share W_a / W and W_b / W is its own correctly rounded division
+// (never 1 - the other share), the mean moves from the heavier side by the lighter
+// side's share, and M2 grows by delta^2 * W_a * W_b / W built from non-negative
+// factors only. The callers reject a total weight that overflows (host) or cannot
+// reach one (device weights are per-batch finite values).
 #pragma once
 #include "hd.h"
 
@@ -15,26 +22,41 @@ struct Moments {
   double m2;
 };
 
+// Finite (not inf, not NaN) by plain comparisons: host and device code both have them.
+FM_HD bool moments_finite(double x) { return x <= 1.7976931348623157e308 && x >= -1.7976931348623157e308; }
+
+// Combines (wa, ma, m2a) with (wb, mb, m2b), both weights > 0.
+FM_HD Moments moments_combine(double wa, double ma, double m2a, double wb, double mb, double m2b) {
+  const double total = wa + wb;
+  const double share_a = wa / total;
+  const double share_b = wb / total;
+  const double delta = mb - ma;
+  Moments out;
+  out.weight = total;
+  if (!moments_finite(delta) && moments_finite(ma) && moments_finite(mb)) {
+    out.mean = ma * share_a + mb * share_b;  // opposite huge means: delta overflowed
+  } else if (share_b <= share_a) {
+    out.mean = ma + delta * share_b;  // delta == 0 keeps a constant series exact
+  } else {
+    out.mean = mb - delta * share_a;
+  }
+  out.m2 = m2a + m2b + delta * (delta * (wb * share_a));
+  return out;
+}
+
 // Adds x with weight w > 0 (callers skip w == 0 and reject w < 0).
 FM_HD void moments_add(Moments& s, double x, double w) {
-  const double total = s.weight + w;
-  const double delta = x - s.mean;
-  s.mean += delta * (w / total);  // w / total == 1 on the first value: mean = x exactly
-  s.m2 += w * delta * (x - s.mean);
-  s.weight = total;
+  if (s.weight == 0) {
+    s = Moments{w, x, 0.0};  // the first value: mean = x exactly
+    return;
+  }
+  s = moments_combine(s.weight, s.mean, s.m2, w, x, 0.0);
 }
 
 FM_HD Moments moments_merge(const Moments& a, const Moments& b) {
   if (b.weight == 0) return a;
   if (a.weight == 0) return b;
-  const double total = a.weight + b.weight;
-  const double delta = b.mean - a.mean;
-  const double share_b = b.weight / total;
-  Moments out;
-  out.weight = total;
-  out.mean = a.mean + delta * share_b;
-  out.m2 = a.m2 + b.m2 + delta * delta * a.weight * share_b;
-  return out;
+  return moments_combine(a.weight, a.mean, a.m2, b.weight, b.mean, b.m2);
 }
 
 // Population variance, clamped at 0 (NaN stays NaN).

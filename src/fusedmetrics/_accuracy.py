@@ -22,13 +22,16 @@ def _host_array(x, name):
                         "got %s" % (name, type(x).__name__)) from exc
 
 
+_MAX_K = 2**63 - 1  # the kernels take k as int64
+
+
 def _check_k(k):
     try:
         k = int(k.__index__())
     except (AttributeError, TypeError):
         raise TypeError("k must be an integer >= 1; got %r" % (k,)) from None
-    if k < 1:
-        raise ValueError("k must be an integer >= 1; got %d" % k)
+    if k < 1 or k > _MAX_K:
+        raise ValueError("k must be an integer in [1, 2**63 - 1]; got %d" % k)
     return k
 
 
@@ -125,7 +128,7 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     ``__cuda_array_interface__``) input gives a device result computed on the
     current stream without a host synchronisation.
     """
-    if type(k) is not int or k < 1:
+    if type(k) is not int or not 1 <= k <= _MAX_K:
         k = _check_k(k)
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)

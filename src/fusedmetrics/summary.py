@@ -18,9 +18,12 @@ Where we deliberately differ from Chainer:
 * Zero weights are skipped and create no entry (Chainer creates an entry whose
   mean is 0/0). Negative, NaN and infinite weights raise ``ValueError``
   (Chainer accumulates them). Complex values raise ``TypeError`` naming the key
-  (Chainer accepts them); strings raise ``TypeError`` naming the key, as
-  Chainer's ``+=`` does. Invalid input never changes the state: every item of a
+  (Chainer accepts them); strings and other non-real numbers (``Decimal``)
+  raise ``TypeError`` naming the key, as Chainer's ``+=`` does. Invalid input never changes the state: every item of a
   dict is validated before any is added.
+* A total weight that would overflow float64 raises ``OverflowError`` naming the
+  key, in ``add`` and in merges, with the state unchanged (Chainer's becomes inf
+  and its mean silently wrong).
 * ``Summary.add`` accepts scalars and 0-d arrays only (Chainer's accumulates
   arrays of any shape element-wise); the weight must be a scalar.
 * Device weights that are negative or NaN cannot raise without a host
@@ -194,6 +197,14 @@ class DictSummary(_SummaryBase):
     added once before capture (a new key may grow the device table, and a replay
     would write to freed memory), and host values in the dict are folded in once,
     at capture time, not on each replay. One summary is meant for one stream.
+
+    Threads: ``add`` is atomic with respect to other threads (all of one call or
+    none, even when converting a value runs Python code that lets the GIL switch);
+    a thread that finds another inside waits with the GIL released. Reads
+    (``compute_mean``, ``state_dict``, ...) see whole ``add`` calls only. Calling
+    ``add``/``merge``/``load_state_dict`` on the same summary from inside one of its
+    own ``add`` calls (a key's ``__hash__``, a value's ``__float__``) raises
+    RuntimeError and changes nothing; so does a dict changed during ``add``.
     """
 
     __slots__ = ()
@@ -227,6 +238,9 @@ class DictSummary(_SummaryBase):
     def state_dict(self):
         """{'names': [...], 'moments': float64 (K, 3) [W, mean, M2], 'integer_weights':
         bool (K,)}, all on the host (device parts merged in with one transfer)."""
+        if self._store is None:  # read at one moment: consistent while other threads add
+            names, moments, integer = self._state.snapshot()
+            return {"names": names, "moments": moments, "integer_weights": integer}
         return {
             "names": self._state.names(),
             "moments": self._merged_moments(),
@@ -269,7 +283,7 @@ class DictSummary(_SummaryBase):
         `_fm_moments` (K, 3) and `_fm_integer_weights` (K,); reads either, preferring
         ours. Loading replaces the contents."""
         if _snapshot.is_writer(serializer):
-            _snapshot.write_dict_summary(serializer, self._state.names(), self._merged_moments(),
-                                         self._state.integer_weights())
+            sd = self.state_dict()  # one consistent copy, even while other threads add
+            _snapshot.write_dict_summary(serializer, sd["names"], sd["moments"], sd["integer_weights"])
             return
         self._replace(*_snapshot.read_dict_summary(serializer))

@@ -17,6 +17,21 @@ typename Logit<Code>::Compute load_logit(const typename Logit<Code>::Storage* p,
   return fm::widen_logit<Code>(p[i]);
 }
 
+// Scores [0, n) of a run, widened into dst. float16 goes 8 at a time through F16C in
+// the builds that have it (the scalar conversion does not vectorise); bfloat16 is a
+// shift the compiler vectorises.
+template <int Code>
+void widen_run(const typename Logit<Code>::Storage* src, typename Logit<Code>::Compute* dst, int n) {
+  int i = 0;
+#if defined(__F16C__)
+  if constexpr (Code == fm::kF16) {
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = fm::widen_logit<Code>(src[i]);
+}
+
 inline int64_t label_at(const fm::AccuracyCall& call, fm::RowIndex i) {
   return fm::read_label(call.t, call.t_code, fm::t_row_offset(call, i), [](const auto* p) { return *p; });
 }
@@ -98,23 +113,37 @@ fm::cpu::Counts count_rows_contiguous(const fm::AccuracyCall& call, int64_t r0, 
 
 // Class axis strided and samples contiguous along m (ys_m == 1: images, sequences
 // in (N, C, d1, ...) layout). Works on a block of pixels at once and walks the
-// classes, so every load is a contiguous run along m and the inner loop vectorises.
+// classes, so every load is a contiguous run along m and the inner loops vectorise.
+// float16/bfloat16 runs are widened into a float buffer first (8 at a time with F16C):
+// converting inside the compare loop keeps the compiler from vectorising it.
 template <int Code, class Label>
 fm::cpu::Counts count_rows_vertical(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   using L = Logit<Code>;
+  using S = typename L::Storage;
   using F = typename L::Compute;
-  constexpr int64_t kBlock = 256;
-  const auto* y = reinterpret_cast<const typename L::Storage*>(call.y);
+  constexpr int kBlock = 256;
+  constexpr bool kWiden = !std::is_same<S, F>::value;
+  const auto* y = static_cast<const S*>(call.y);
   fm::cpu::Counts counts;
   int32_t label[kBlock];  // C < 2^31 here: 32-bit lanes match float scores
   F target[kBlock];
+  F widened[kWiden ? kBlock : 1];
   int32_t rank[kBlock];
   int32_t valid[kBlock];
   const int32_t C = int32_t(call.C);
+  // The scores of class c over the block's pixels, as F.
+  const auto scores_of = [&](const S* run, int width) -> const F* {
+    if constexpr (kWiden) {
+      widen_run<Code>(run, widened, width);
+      return widened;
+    } else {
+      return run;
+    }
+  };
   for (int64_t r = r0; r < r1;) {
     const fm::RowIndex first = fm::split_row(r, call.M);
     const int width = int(min_i64(call.M - first.m, min_i64(kBlock, r1 - r)));
-    const auto* base = y + fm::y_row_offset(call, first);  // ys_m == 1: the block's rows are a run
+    const S* base = y + fm::y_row_offset(call, first);  // ys_m == 1: the block's rows are a run
     const Label* labels = reinterpret_cast<const Label*>(call.t) + fm::t_row_offset(call, first);
     for (int i = 0; i < width; ++i) {  // branch-free: labels are random from pixel to pixel
       const auto t = static_cast<int64_t>(labels[i * call.ts_m]);
@@ -122,14 +151,14 @@ fm::cpu::Counts count_rows_vertical(const fm::AccuracyCall& call, int64_t r0, in
       counts.total += kind != fm::kLabelIgnored;
       valid[i] = kind == fm::kLabelValid;
       label[i] = valid[i] ? int32_t(t) : 0;
-      target[i] = load_logit<Code>(base, label[i] * call.ys_c + i);
       rank[i] = 0;
     }
+    for (int i = 0; i < width; ++i) target[i] = load_logit<Code>(base, label[i] * call.ys_c + i);
     for (int32_t c = 0; c < C; ++c) {
-      const auto* run = base + c * call.ys_c;
-      for (int i = 0; i < width; ++i) rank[i] += fm::rank_step<F>(load_logit<Code>(run, i), target[i], c < label[i]);
+      const F* x = scores_of(base + c * call.ys_c, width);
+      for (int i = 0; i < width; ++i) rank[i] += fm::rank_step<F>(x[i], target[i], c < label[i]);
     }
-    for (int64_t i = 0; i < width; ++i) counts.correct += valid[i] & (rank[i] < call.k);
+    for (int i = 0; i < width; ++i) counts.correct += valid[i] & (rank[i] < call.k);
     r += width;
   }
   return counts;

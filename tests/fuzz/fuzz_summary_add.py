@@ -10,8 +10,9 @@ items Chainer's rules accept (non-scalar values skipped, zero weights skipped); 
 it raised TypeError/ValueError/OverflowError (IndexError for a tuple shorter than 2,
 as Chainer) when the reference says some item is invalid, and state_dict() is
 unchanged. Tolerance: |mean - ref| <= 1e-9 * max|x| + 1e-300 and
-|M2/W - ref var| <= 1e-9 * max|x - ref mean|^2 + 1e-300 (the float64 rounding of a
-few Welford steps is ~1e-15 of those); W within 1e-12 relative. A key with a
+|M2/W - ref var| <= 1e-9 * s * (s + max|x|) + 1e-300 with s = max|x - ref mean|
+(float64 rounds the mean at ~1e-16 max|x|, and a few Welford steps add ~1e-15 of
+these); W within 1e-12 relative. A key with a
 non-finite value must report a non-finite mean.
 """
 import fractions
@@ -136,6 +137,11 @@ def same(a, b):
     return a[0] == b[0] and np.array_equal(a[1], b[1], equal_nan=True) and np.array_equal(a[2], b[2])
 
 
+def show(fr):
+    """A Fraction for a message (it may be beyond float64)."""
+    return repr(float(fr)) if abs(fr) <= FLOAT_MAX else f"~{'-' if fr < 0 else ''}2**{fr.numerator.bit_length() - fr.denominator.bit_length()}"
+
+
 def check_stats(summary, stats):
     names, moments, integer = snapshot(summary)
     if names != list(stats):
@@ -144,10 +150,10 @@ def check_stats(summary, stats):
         items = stats[key]
         total = sum(it[1] for it in items)
         if total > FLOAT_MAX:
-            raise Finding(f"{key}: total weight {float(total):g} is not a float64 but add() succeeded "
+            raise Finding(f"{key}: total weight {show(total)} is not a float64 but add() succeeded "
                           f"(W={w})", KNOWN["overflow"])
         if not math.isfinite(w) or abs(fractions.Fraction(w) - total) > total / 10 ** 12:
-            raise Finding(f"{key}: W={w} expected {float(total)}")
+            raise Finding(f"{key}: W={w} expected {show(total)}")
         if bool(is_int) != all(it[2] for it in items):
             raise Finding(f"{key}: integer_weights={bool(is_int)} but the weights were {[it[1] for it in items]}")
         if any(it[0] is None for it in items):
@@ -158,19 +164,22 @@ def check_stats(summary, stats):
         scale = max(abs(x) for x, _, _ in items)
         spread = max(abs(x - ref_mean) for x, _, _ in items)
         ref_var = sum(v * (x - ref_mean) ** 2 for x, v, _ in items) / total
-        tol_mean = float(scale) * 1e-9 + 1e-300
+        tol_mean = scale * fractions.Fraction(1, 10 ** 9) + fractions.Fraction(1e-300)
         if not (math.isfinite(mean) and abs(fractions.Fraction(mean) - ref_mean) <= tol_mean):
             weights = [v for _, v, _ in items]
             known = KNOWN["range"] if max(weights) / min(weights) > 2 ** 40 else None
             known = KNOWN["m2"] if 2 * scale > FLOAT_MAX else known
-            raise Finding(f"{key}: mean {mean!r} expected {float(ref_mean)!r} (weights {[float(v) for v in weights]})",
+            raise Finding(f"{key}: mean {mean!r} expected {show(ref_mean)} (weights {[float(v) for v in weights]})",
                           known)
-        tol_var = float(spread) ** 2 * 1e-9 + 1e-300 if float(spread) < 1e150 else math.inf
+        # The mean itself is rounded at ~eps * max|x|, so (x - mean) carries that error too.
+        tol_var = float(spread) * float(spread + scale) * 1e-9 + 1e-300 if spread + scale < 1e150 else math.inf
         if not (m2 >= 0) or (math.isfinite(tol_var) and abs(fractions.Fraction(m2) / fractions.Fraction(w) - ref_var)
                              > tol_var):
             big = max(v for _, v, _ in items) * max(spread, scale) ** 2 > FLOAT_MAX or 2 * scale > FLOAT_MAX
-            raise Finding(f"{key}: M2/W {m2 / w!r} expected variance {float(ref_var)!r}",
-                          KNOWN["m2"] if big else None)
+            weights = [v for _, v, _ in items]
+            known = KNOWN["range"] if max(weights) / min(weights) > 2 ** 40 else None
+            raise Finding(f"{key}: M2/W {m2 / w!r} expected variance {show(ref_var)}",
+                          KNOWN["m2"] if big else known)
 
 
 def check(batches):

@@ -32,8 +32,9 @@ find "$PKG" -name '*.so' -delete
 cp "$BUILD"/_core*.so "$PKG/fusedmetrics/"
 
 # Python is not sanitized: the runtimes are preloaded. Leak reports would all be
-# CPython's own, so leak detection is off. Reports also go to files (log_path), so
-# one in a subprocess whose failure a test expects still fails the leg.
+# CPython's own, so leak detection is off. ASan reports also go to files (log_path),
+# so one in a subprocess whose failure a test expects still fails the leg. UBSan
+# halts the process too, but (preloaded beside ASan) it writes to stderr only.
 LIBASAN=$(gcc -print-file-name=libasan.so)
 LIBUBSAN=$(gcc -print-file-name=libubsan.so)
 export LD_PRELOAD="$LIBASAN $LIBUBSAN"

@@ -331,3 +331,29 @@ def test_in_a_trainer_matches_all_maps_at_once(tmp_path):
             else:
                 assert got == pytest.approx(want, rel=1e-12)
     assert log[-1]['validation/main/pixel_accuracy'] > 0.5  # it learned something
+
+
+# --- real mpiexec -------------------------------------------------------------------------------
+
+@pytest.mark.mpi
+def test_under_mpiexec_every_rank_reports_the_global_values():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from test_multi_node_mpi import SKIP, find_mpiexec
+    if SKIP is not None:
+        pytest.skip(SKIP)
+    import fusedmetrics
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (str(Path(fusedmetrics.__file__).resolve().parent.parent),
+                    env.get('PYTHONPATH')) if p)
+    env.setdefault('OMP_NUM_THREADS', '1')
+    worker = Path(__file__).parent / 'mpi' / 'seg_worker.py'
+    for n in (2, 3):
+        proc = subprocess.run([find_mpiexec(), '-n', str(n), sys.executable, str(worker)],
+                              capture_output=True, text=True, timeout=120, env=env)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+        assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+        assert lines[-1] == 'RESULT pass', lines[-1]

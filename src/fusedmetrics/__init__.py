@@ -5,20 +5,26 @@ from ._accuracy import accuracy, accuracy_counts
 from .multi_node import create_multi_node_evaluator, scatter_dataset
 from .chainer_compat import install_chainer_reporter, uninstall_chainer_reporter
 from .summary import DictSummary, Summary
+from .confusion import ConfusionMatrix, confusion_matrix
+from .scores import classification_scores, segmentation_scores
 
 __version__ = _version()
 
 __all__ = [
+    "ConfusionMatrix",
     "DictSummary",
     "Summary",
     "accuracy",
     "accuracy_counts",
     "build_info",
+    "classification_scores",
+    "confusion_matrix",
     "create_multi_node_evaluator",
     "cuda_available",
     "get_num_threads",
     "install_chainer_reporter",
     "scatter_dataset",
+    "segmentation_scores",
     "set_num_threads",
     "uninstall_chainer_reporter",
 ]

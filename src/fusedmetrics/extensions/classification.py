@@ -1,0 +1,118 @@
+"""ClassificationEvaluator: the Evaluator plus per-class precision, recall and F1 from one confusion matrix."""
+from chainer import reporter as reporter_module
+from chainer.dataset import convert
+
+from fusedmetrics._interop import unwrap
+from fusedmetrics.confusion import ConfusionMatrix
+from fusedmetrics.scores import classification_scores
+
+from .evaluator import Evaluator
+
+
+def _labels_of(args, kwargs):
+    """The batch's labels: the last converted element (Classifier's default ``label_key=-1``)."""
+    if args:
+        return args[-1]
+    if kwargs:
+        return list(kwargs.values())[-1]
+    raise ValueError('ClassificationEvaluator needs the converted batch to hold the labels as '
+                     'its last element; the converter returned nothing to take them from')
+
+
+class ClassificationEvaluator(Evaluator):
+    """__init__(self, iterator, target, num_classes, label_names=None, *, ignore_label=None, converter=concat_examples, device=None, eval_hook=None, eval_func=None, progress_bar=False)
+
+    :class:`fusedmetrics.extensions.Evaluator` (same arguments, attributes, lifecycle and
+    reports) that also fills one :class:`fusedmetrics.ConfusionMatrix` per evaluation pass and
+    reports per-class and macro-averaged precision, recall and F1 from it.
+
+    Per batch, after the target (or ``eval_func``) ran, the scores the target kept in
+    ``target.y`` (as ``chainer.links.Classifier`` and ``fusedmetrics.links.Classifier`` do) and
+    the batch's labels (the last converted element: the last of a tuple, the last value of a
+    dict) are counted with ``ConfusionMatrix.update``: one call, no host synchronisation for
+    device arrays. At the end of the pass these keys are added under the target's observer name
+    (``validation/main/...`` in a trainer), from :func:`fusedmetrics.classification_scores`
+    (scikit-learn's ``zero_division=nan`` values):
+
+    * ``precision/<name>``, ``recall/<name>``, ``f1/<name>`` per class, ``<name>`` from
+      ``label_names`` or else the class index;
+    * ``macro_precision``, ``macro_recall``, ``macro_f1``: the means over the classes whose value
+      is defined (not NaN).
+
+    Args:
+        num_classes (int): C; predictions are the argmax over axis 1 of ``target.y``.
+        label_names: C names for the per-class keys.
+        ignore_label: samples whose label equals it are not counted (None: none skipped). A
+            non-ignored label outside [0, C) makes the evaluation raise ``ValueError``.
+
+    Differences from the per-batch ``chainer.functions.classification_summary`` (which
+    ``DictSummary`` cannot average, as its values are vectors): the scores are exact over the
+    whole pass, not means of per-batch values; F1 of a class never predicted but present is 0
+    (scikit-learn), where Chainer gives NaN. The per-class keys come from :meth:`evaluate`; a
+    wrapper that replaces it (``create_multi_node_evaluator``) reports only the usual keys.
+    """
+
+    def __init__(self, iterator, target, num_classes, label_names=None, *, ignore_label=None,
+                 converter=convert.concat_examples, device=None, eval_hook=None, eval_func=None,
+                 **kwargs):
+        super().__init__(iterator, target, converter=converter, device=device,
+                         eval_hook=eval_hook, eval_func=eval_func, **kwargs)
+        num_classes = int(num_classes)
+        if num_classes < 0:
+            raise ValueError(f'num_classes must be >= 0; got {num_classes}')
+        if label_names is not None:
+            label_names = list(label_names)
+            if len(label_names) != num_classes:
+                raise ValueError(f'label_names has {len(label_names)} names for '
+                                 f'num_classes={num_classes}')
+        self.num_classes = num_classes
+        self.label_names = label_names
+        self.ignore_label = ignore_label
+        self.confusion = ConfusionMatrix(num_classes, ignore_label)
+
+    def evaluate_summary(self):
+        """One pass: the per-batch DictSummary; the pass's counts are left in ``self.confusion``."""
+        target = self._targets['main']
+        original = self.eval_func
+        call = original or target
+        confusion = self.confusion
+        confusion.reset()
+
+        def counted(*args, **kwargs):
+            out = call(*args, **kwargs)
+            y = getattr(target, 'y', None)
+            if y is None:
+                raise ValueError(
+                    'ClassificationEvaluator reads the scores from target.y, which is None after '
+                    'the call (use chainer.links.Classifier or fusedmetrics.links.Classifier, or '
+                    'a target that keeps its last output in .y)')
+            confusion.update(unwrap(y), unwrap(_labels_of(args, kwargs)))
+            return out
+
+        self.eval_func = counted
+        try:
+            return super().evaluate_summary()
+        finally:
+            self.eval_func = original
+
+    def class_scores(self):
+        """``{key: value}`` of the per-class and macro scores of the last pass (unprefixed)."""
+        matrix = self.confusion.compute()
+        per_class = classification_scores(matrix)
+        macro = classification_scores(matrix, average='macro')
+        names = self.label_names or [str(i) for i in range(self.num_classes)]
+        report = {}
+        for source, key in (('precision', 'precision'), ('recall', 'recall'), ('fbeta', 'f1')):
+            for name, value in zip(names, per_class[source]):
+                report['{}/{}'.format(key, name)] = value
+            report['macro_' + key] = macro[source]
+        return report
+
+    def evaluate(self):
+        """Like Evaluator's, plus the confusion-matrix scores under the target's name."""
+        result = super().evaluate()
+        observation = {}
+        with reporter_module.report_scope(observation):
+            reporter_module.report(self.class_scores(), self._targets['main'])
+        result.update(observation)
+        return result

@@ -1,0 +1,217 @@
+"""ClassificationEvaluator: the Evaluator's reports plus per-class scores equal to scikit-learn's
+over the whole pass (and to Chainer's Evaluator on the usual keys)."""
+import json
+import warnings
+
+import numpy
+import pytest
+
+chainer = pytest.importorskip('chainer')
+sklearn_metrics = pytest.importorskip('sklearn.metrics')
+import chainer.functions as F  # noqa: E402
+import chainer.links as L  # noqa: E402
+from chainer import training  # noqa: E402
+from chainer.training import extensions as chainer_extensions  # noqa: E402
+
+from fusedmetrics import extensions  # noqa: E402
+from fusedmetrics.datasets import train_test  # noqa: E402
+from fusedmetrics.links import Classifier  # noqa: E402
+
+C = 5
+N_TEST, BATCH = 45, 8
+
+
+class MLP(chainer.Chain):
+    def __init__(self):
+        super().__init__()
+        with self.init_scope():
+            self.l1 = L.Linear(16, 12)
+            self.l2 = L.Linear(12, C)
+
+    def forward(self, x):
+        return self.l2(F.relu(self.l1(x)))
+
+
+def data(seed=3, n_test=N_TEST):
+    (xa, ta), (xb, tb) = train_test(96, n_test, seed=seed)
+    return (chainer.datasets.TupleDataset(xa, ta), (xb, tb))
+
+
+def it(x, t, batch=BATCH):
+    return chainer.iterators.SerialIterator(chainer.datasets.TupleDataset(x, t), batch,
+                                            repeat=False, shuffle=False)
+
+
+def evaluate(ev):
+    ev.name = 'validation'
+    with chainer.Reporter():
+        return ev()
+
+
+def sklearn_scores(t, pred, average=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return sklearn_metrics.precision_recall_fscore_support(
+            t, pred, labels=list(range(C)), average=average, zero_division=numpy.nan)
+
+
+def predictions(predictor, x):
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        return predictor(x).array.argmax(axis=1)
+
+
+def same(got, want):
+    if numpy.isnan(want):
+        return numpy.isnan(got)
+    return got == pytest.approx(want, rel=1e-14, abs=0)
+
+
+def check_scores(result, t, pred, names, prefix='validation/main/'):
+    p, r, f, _ = sklearn_scores(t, pred)
+    for i, name in enumerate(names):
+        assert same(result[prefix + 'precision/' + name], p[i])
+        assert same(result[prefix + 'recall/' + name], r[i])
+        assert same(result[prefix + 'f1/' + name], f[i])
+    mp, mr, mf, _ = sklearn_scores(t, pred, 'macro')
+    assert same(result[prefix + 'macro_precision'], mp)
+    assert same(result[prefix + 'macro_recall'], mr)
+    assert same(result[prefix + 'macro_f1'], mf)
+
+
+@pytest.mark.parametrize('ours_classifier', [True, False])
+@pytest.mark.parametrize('label_names', [None, ('a', 'b', 'c', 'd', 'e')])
+def test_matches_sklearn_and_chainer_evaluator(ours_classifier, label_names):
+    _, (x, t) = data()
+    t = t.copy()
+    t[t == 3] = 4  # class 3 never true: recall NaN, macro means skip it
+    numpy.random.seed(0)
+    predictor = MLP()
+    make = Classifier if ours_classifier else L.Classifier
+    model = make(predictor)
+    ev = extensions.ClassificationEvaluator(it(x, t), model, C, label_names)
+    result = evaluate(ev)
+    names = label_names or [str(i) for i in range(C)]
+    check_scores(result, t, predictions(predictor, x), names)
+    # the usual keys are the Evaluator's, with Chainer's values
+    chainer_result = evaluate(chainer_extensions.Evaluator(it(x, t), L.Classifier(predictor)))
+    for key in ('validation/main/loss', 'validation/main/accuracy'):
+        assert result[key] == pytest.approx(float(chainer_result[key]), rel=1e-6)
+    expected = {'validation/main/{}/{}'.format(k, n) for k in ('precision', 'recall', 'f1')
+                for n in names}
+    expected |= {'validation/main/macro_' + k for k in ('precision', 'recall', 'f1')}
+    assert expected <= set(result)
+    assert ev.confusion.compute().sum() == len(t)
+
+
+def test_ignore_label_and_a_pass_resets_the_matrix():
+    _, (x, t) = data(seed=5)
+    t = t.copy()
+    t[::3] = -1
+    numpy.random.seed(1)
+    predictor = MLP()
+    ev = extensions.ClassificationEvaluator(it(x, t), L.Classifier(predictor), C,
+                                            ignore_label=-1)
+    first = evaluate(ev)
+    second = evaluate(ev)
+    assert first.keys() == second.keys()
+    keep = t != -1
+    check_scores(second, t[keep], predictions(predictor, x)[keep], [str(i) for i in range(C)])
+    assert ev.confusion.compute().sum() == keep.sum()
+
+
+def test_a_label_outside_the_classes_raises():
+    _, (x, t) = data()
+    t = t.copy()
+    t[4] = C
+    class KeepsY(chainer.Chain):  # no loss: Chainer's own loss would fail first (IndexError)
+        def __init__(self):
+            super().__init__()
+            with self.init_scope():
+                self.predictor = MLP()
+
+        def forward(self, x, t):
+            self.y = self.predictor(x)
+
+    ev = extensions.ClassificationEvaluator(it(x, t), KeepsY(), C)
+    with pytest.raises(ValueError, match='outside'):
+        evaluate(ev)
+
+
+def test_target_without_y_and_argument_errors():
+    class NoY(chainer.Link):
+        def forward(self, x, t):
+            chainer.report({'loss': 0.0}, self)
+
+    _, (x, t) = data()
+    with pytest.raises(ValueError, match='target.y'):
+        evaluate(extensions.ClassificationEvaluator(it(x, t), NoY(), C))
+    with pytest.raises(ValueError, match='label_names'):
+        extensions.ClassificationEvaluator(it(x, t), NoY(), C, ['a'])
+    with pytest.raises(ValueError, match='num_classes'):
+        extensions.ClassificationEvaluator(it(x, t), NoY(), -1)
+
+
+def test_dict_batches_take_the_last_value_as_labels():
+    _, (x, t) = data()
+    numpy.random.seed(2)
+    predictor = MLP()
+
+    def converter(batch, device=None):
+        xs, ts = chainer.dataset.concat_examples(batch, device)
+        return {'x': xs, 't': ts}
+
+    ev = extensions.ClassificationEvaluator(it(x, t), L.Classifier(predictor, label_key='t'), C,
+                                            converter=converter)
+    check_scores(evaluate(ev), t, predictions(predictor, x), [str(i) for i in range(C)])
+
+
+def test_class_attributes():
+    ext = extensions.ClassificationEvaluator
+    assert ext.trigger == (1, 'epoch') and ext.default_name == 'validation'
+    assert ext.priority == training.PRIORITY_WRITER
+    assert issubclass(ext, extensions.Evaluator)
+
+
+class ReferenceScores(training.Extension):
+    trigger = 1, 'epoch'
+    priority = training.PRIORITY_WRITER - 1
+
+    def __init__(self, predictor, x, t):
+        self.predictor, self.x, self.t = predictor, x, t
+
+    def __call__(self, trainer):
+        pred = predictions(self.predictor, self.x)
+        p, r, f, _ = sklearn_scores(self.t, pred)
+        mp, mr, mf, _ = sklearn_scores(self.t, pred, 'macro')
+        report = {'ref/macro_precision': mp, 'ref/macro_recall': mr, 'ref/macro_f1': mf}
+        for i in range(C):
+            report.update({'ref/precision/%d' % i: p[i], 'ref/recall/%d' % i: r[i],
+                           'ref/f1/%d' % i: f[i]})
+        chainer.report(report)
+
+
+def test_in_a_trainer(tmp_path):
+    train, (x, t) = data()
+    numpy.random.seed(0)
+    predictor = MLP()
+    model = Classifier(predictor)
+    opt = chainer.optimizers.Adam(alpha=0.02)
+    opt.setup(model)
+    updater = training.updaters.StandardUpdater(
+        chainer.iterators.SerialIterator(train, BATCH, shuffle=False), opt)
+    trainer = training.Trainer(updater, (3, 'epoch'), out=str(tmp_path))
+    trainer.extend(extensions.ClassificationEvaluator(it(x, t), model, C))
+    trainer.extend(ReferenceScores(predictor, x, t))
+    trainer.extend(extensions.LogReport())
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        trainer.run()
+    log = json.loads((tmp_path / 'log').read_text())
+    assert len(log) == 3
+    for entry in log:
+        for key, want in entry.items():
+            if key.startswith('ref/'):
+                got = entry['validation/main/' + key[4:]]
+                assert (numpy.isnan(got) and numpy.isnan(want)) or \
+                    got == pytest.approx(want, rel=1e-14)
+        assert 'validation/main/accuracy' in entry and 'validation/main/loss' in entry

@@ -144,3 +144,20 @@ def test_merge_matches_exact_reference(left, right):
     row = row_of(merged)
     check(row, [(x, float(w)) for x, w in left + right], len(left) + len(right) + 1)
     assert_round_trips(merged)
+
+
+@pytest.mark.parametrize("values", [[float("nan")], [float("inf")], [-float("inf"), 1.0], [1.0, float("nan"), 2.0],
+                                    [float("inf"), -float("inf")], [2.0, float("inf"), 3.0]])
+def test_nonfinite_values_give_numpys_mean_and_a_nan_std(values):
+    """A series with a NaN or an infinity: the mean numpy gives, and std NaN as numpy's
+    (never 0.0 from a single non-finite value); the state then loads back."""
+    from fusedmetrics import DictSummary
+    s = DictSummary()
+    for v in values:
+        s.add({"k": v})
+    stats = s.make_statistics()
+    with np.errstate(invalid="ignore"):
+        want_mean, want_std = np.mean(values), np.std(values)
+    np.testing.assert_equal(stats["k"], want_mean)
+    assert np.isnan(want_std) and np.isnan(stats["k.std"])
+    DictSummary.from_state_dict(s.state_dict())

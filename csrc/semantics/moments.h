@@ -25,6 +25,15 @@ struct Moments {
 // Finite (not inf, not NaN) by plain comparisons: host and device code both have them.
 FM_HD bool moments_finite(double x) { return x <= 1.7976931348623157e308 && x >= -1.7976931348623157e308; }
 
+// A series holding a NaN or an infinity has no finite spread: like numpy's var, its M2
+// is NaN whenever its mean is not finite (mean - mean is NaN for +-inf and NaN, and
+// needs no NaN constant, which host and device spell differently). So a state is
+// either finite or carries a NaN M2, and snapshots can say which states are possible.
+FM_HD Moments spread_of_nonfinite(Moments s) {
+  if (!moments_finite(s.mean)) s.m2 = s.mean - s.mean;
+  return s;
+}
+
 // Combines (wa, ma, m2a) with (wb, mb, m2b), both weights > 0.
 FM_HD Moments moments_combine(double wa, double ma, double m2a, double wb, double mb, double m2b) {
   const double total = wa + wb;
@@ -33,21 +42,23 @@ FM_HD Moments moments_combine(double wa, double ma, double m2a, double wb, doubl
   const double delta = mb - ma;
   Moments out;
   out.weight = total;
-  if (!moments_finite(delta) && moments_finite(ma) && moments_finite(mb)) {
-    out.mean = ma * share_a + mb * share_b;  // opposite huge means: delta overflowed
+  if (!moments_finite(delta)) {
+    // Opposite huge means (delta overflowed), or an infinite/NaN mean on either side:
+    // the weighted average gives what numpy's mean does (-inf and 1 -> -inf).
+    out.mean = ma * share_a + mb * share_b;
   } else if (share_b <= share_a) {
     out.mean = ma + delta * share_b;  // delta == 0 keeps a constant series exact
   } else {
     out.mean = mb - delta * share_a;
   }
   out.m2 = m2a + m2b + delta * (delta * (wb * share_a));
-  return out;
+  return spread_of_nonfinite(out);
 }
 
 // Adds x with weight w > 0 (callers skip w == 0 and reject w < 0).
 FM_HD void moments_add(Moments& s, double x, double w) {
   if (s.weight == 0) {
-    s = Moments{w, x, 0.0};  // the first value: mean = x exactly
+    s = spread_of_nonfinite(Moments{w, x, 0.0});  // the first value: mean = x exactly
     return;
   }
   s = moments_combine(s.weight, s.mean, s.m2, w, x, 0.0);

@@ -46,7 +46,7 @@ Range share_of(int64_t rows, int64_t n_threads, int64_t i) {
   return {begin, begin + share + (i < extra)};
 }
 
-// Walks rows [r0, r1) in blocks that never cross a batch index; for each block
+// Walks rows [r0, r1) in blocks (inside one batch index n when M > 1); for each block
 // calls on_block(r, width, t, p). With predict == nullptr and scores, p is not
 // filled (the check pass needs the true labels only).
 template <class OnBlock>
@@ -57,7 +57,9 @@ void walk_blocks(const ConfusionCall& call, PredictFn predict, bool need_p, int6
   const int64_t t_step = a.M == 1 ? a.ts_n : a.ts_m, y_step = a.M == 1 ? a.ys_n : a.ys_m;
   for (int64_t r = r0; r < r1;) {
     const RowIndex first = split_row(r, a.M);
-    const int width = int(std::min<int64_t>({kConfusionBlock, r1 - r, a.M - first.m}));
+    // Flat rows (M == 1) form one run across n; otherwise a block stays inside one n.
+    const int64_t run = a.M == 1 ? r1 - r : a.M - first.m;
+    const int width = int(std::min<int64_t>({kConfusionBlock, r1 - r, run}));
     load_labels(a.t, a.t_code, t_row_offset(a, first), t_step, width, t);
     if (predicts_from_scores(call)) {
       if (need_p) predict(call, first, width, p);

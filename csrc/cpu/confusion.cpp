@@ -3,7 +3,8 @@
 //
 // Two ways to keep "nothing is added on error" cheap:
 //  * small matrices (C * C <= 65536 and no more cells than samples): every thread
-//    tallies into its own zeroed table (no atomics, no false sharing), checking the
+//    tallies into its own zeroed table (no atomics, no false sharing; 4 rotating
+//    copies when C <= 32, see kCopies), checking the
 //    labels as it goes; the tables are added into the matrix only when no sample
 //    was invalid;
 //  * large matrices (zeroing per-thread tables would cost more than the samples):
@@ -89,17 +90,27 @@ InvalidSample first_invalid(const ConfusionCall& call, int64_t r0, int64_t r1) {
   return bad;
 }
 
-// Tallies rows [r0, r1) into table; returns the first invalid sample (tallying
-// stops there: the caller then discards the table).
+// Copies of a small table that consecutive samples rotate over: neighbouring
+// pixels mostly share a (t, p) bin, and back-to-back increments of one counter
+// wait for each other's store; with kCopies counters in flight they overlap.
+constexpr int kCopies = 4;
+constexpr int64_t kMaxCopiedCells = 4096;
+
+int copies_for(int64_t cells) { return cells * kCopies <= kMaxCopiedCells ? kCopies : 1; }
+
+// Tallies rows [r0, r1) into table (copies_for(C * C) tables of C * C); returns
+// the first invalid sample (tallying stops there: the caller discards the table).
 InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_t r0, int64_t r1, int64_t* table) {
   InvalidSample bad;
   const AccuracyCall& a = call.a;
+  const int64_t cells = a.C * a.C;
+  const int copy_mask = copies_for(cells) - 1;  // 0 or kCopies - 1
   walk_blocks(call, predict, true, r0, r1, [&](int64_t r, int width, const int64_t* t, const int64_t* p) {
     if (bad.row >= 0) return;
     for (int i = 0; i < width; ++i) {
       const int64_t bin = confusion_bin(t[i], p[i], a.C, a.has_ignore, a.ignore);
       if (bin >= 0) {
-        ++table[bin];
+        ++table[(i & copy_mask) * cells + bin];
       } else if (bin == kBinInvalid) {
         bad = {r + i, t[i], p[i]};
         return;
@@ -155,17 +166,18 @@ InvalidSample count_confusion(const ConfusionCall& call, PredictFn predict, int6
   std::vector<InvalidSample> found(n_threads);
 
   if (cells <= kMaxPrivateCells && cells <= rows) {
-    std::vector<int64_t> tables(size_t(n_threads * cells), 0);
+    const int64_t per_thread = copies_for(cells) * cells;
+    std::vector<int64_t> tables(size_t(n_threads * per_thread), 0);
     auto run = [&](int i) {
       const Range range = share_of(rows, n_threads, i);
-      found[i] = tally_private(call, predict, range.begin, range.end, tables.data() + i * cells);
+      found[i] = tally_private(call, predict, range.begin, range.end, tables.data() + i * per_thread);
     };
     if (n_threads == 1) run(0);
     else parallel_for(int(n_threads), run);
     const InvalidSample bad = earliest(found);
     if (bad.row >= 0) return bad;
-    for (int64_t i = 0; i < n_threads; ++i) {
-      const int64_t* table = tables.data() + i * cells;
+    for (int64_t i = 0; i < n_threads * per_thread; i += cells) {
+      const int64_t* table = tables.data() + i;
       for (int64_t j = 0; j < cells; ++j) matrix[j] += table[j];
     }
     return {};

@@ -34,7 +34,7 @@ struct ConfusionParams {
   ConfusionCall call;
   std::int64_t rows;  // N * M
   unsigned long long* matrix;
-  unsigned long long* invalid;
+  unsigned long long* invalid;  // null: out-of-range samples are only left out
 };
 
 __device__ __forceinline__ std::int64_t label_at(const void* base, int code, std::int64_t offset) {
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(kBlock) confusion_kernel(const __grid_constant
   } else {
     __syncthreads();
   }
-  if (threadIdx.x == 0 && block_invalid) atomicAdd(p.invalid, block_invalid);
+  if (threadIdx.x == 0 && block_invalid && p.invalid) atomicAdd(p.invalid, block_invalid);
 }
 
 template <int Code, bool Shared>

@@ -18,7 +18,7 @@ int launch_accuracy_counts(const AccuracyCall& call, std::uintptr_t out, int dev
 
 // One confusion-matrix launch of a validated call (device pointers): adds the
 // counts into the C * C uint64 at `matrix` and the number of non-ignored samples
-// with a label outside [0, C) into the uint64 at `invalid`.
+// with a label outside [0, C) into the uint64 at `invalid` (when it is not 0).
 int launch_confusion_counts(const ConfusionCall& call, std::uintptr_t matrix, std::uintptr_t invalid, int device,
                             std::uintptr_t stream);
 

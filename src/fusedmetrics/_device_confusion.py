@@ -53,7 +53,7 @@ def _contiguous_strides(shape):
 def counts(y, t, num_classes, ignore_label, out, invalid):
     """Adds the counts of device y against device t into out (a new zeroed CuPy
     matrix when None) and the out-of-range count into ``invalid`` (a 0-d int64
-    device array; a scratch counter when None). Returns out."""
+    device array; when None such samples are only left out). Returns out."""
     yd, td = describe(y), describe(t)
     if yd.device_id != td.device_id:
         raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
@@ -65,16 +65,13 @@ def counts(y, t, num_classes, ignore_label, out, invalid):
         t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
         return counts(y, t, num_classes, ignore_label, out, invalid)
     shape = (num_classes, num_classes)
-    if out is None or invalid is None:
+    if out is None:
         cupy = require_cupy()
         with cupy.cuda.Device(yd.device_id):
             # Zeroed on CuPy's current stream; the launch below goes to y's stream,
             # which is the same for CuPy arrays (the common case).
-            if out is None:
-                out = cupy.zeros(shape, dtype=cupy.int64)
-            if invalid is None:
-                invalid = cupy.zeros((), dtype=cupy.int64)
+            out = cupy.zeros(shape, dtype=cupy.int64)
     out_ptr = _device_ptr(out, shape, yd.device_id, "out")
-    invalid_ptr = _device_ptr(invalid, (), yd.device_id, "invalid")
+    invalid_ptr = 0 if invalid is None else _device_ptr(invalid, (), yd.device_id, "invalid")
     plan.launch(yd.ptr, td.ptr, out_ptr, invalid_ptr, yd.device_id, yd.stream_ptr)
     return out

@@ -32,13 +32,15 @@ class ConfusionPlan {
   }
 
   // Adds the counts into the C * C uint64 at matrix_ptr and the out-of-range count
-  // into the uint64 at invalid_ptr, on stream_ptr. One launch, no synchronisation.
+  // into the uint64 at invalid_ptr (unless it is 0), on stream_ptr. One launch, no
+  // synchronisation.
   void launch(std::uintptr_t y_ptr, std::uintptr_t t_ptr, std::uintptr_t matrix_ptr, std::uintptr_t invalid_ptr,
               int device_id, std::uintptr_t stream_ptr) const {
     const fm::AccuracyCall& a = call_.a;
     if (device_id < 0) throw py::value_error("ConfusionPlan.launch: device_id must be >= 0");
-    if (matrix_ptr % 8 != 0 || (a.C > 0 && matrix_ptr == 0) || invalid_ptr == 0 || invalid_ptr % 8 != 0)
-      throw py::value_error("ConfusionPlan.launch: matrix_ptr and invalid_ptr must be non-null, 8-byte aligned");
+    if (matrix_ptr % 8 != 0 || (a.C > 0 && matrix_ptr == 0) || invalid_ptr % 8 != 0)
+      throw py::value_error("ConfusionPlan.launch: matrix_ptr must be non-null and 8-byte aligned, invalid_ptr "
+                            "8-byte aligned (0: do not count out-of-range samples)");
     if (a.N == 0 || a.M == 0) return;
     if (t_ptr == 0 || t_ptr % fm::label_itemsize(a.t_code) != 0)
       throw py::value_error("ConfusionPlan.launch: t_ptr must be non-null and aligned to the label itemsize");

@@ -19,6 +19,17 @@ FM_HD bool argmax_takes(F x, F best) {
   return (x > best) | ((x != x) & (best == best));
 }
 
+// Does score x at index i come before score y at index j in numpy's argmax order
+// (NaN first, the first NaN among NaNs, then greater scores, then lower indices)?
+// For combining partial argmaxes whose indices are not visited in order (GPU lanes
+// that each took every G-th class). For j < i it is argmax_takes(x, y).
+template <class F>
+FM_HD bool argmax_prefers(F x, int64_t i, F y, int64_t j) {
+  const bool x_nan = x != x, y_nan = y != y;
+  const bool numbers = !x_nan & !y_nan;
+  return (x_nan & !y_nan) | (x_nan & y_nan & (i < j)) | (numbers & ((x > y) | ((x == y) & (i < j))));
+}
+
 // The argmax of a row of num_classes >= 1 scores; load(j) returns score j as F.
 // For num_classes == 0 it returns 0 (callers never count such rows: every label
 // is then out of range).

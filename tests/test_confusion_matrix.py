@@ -190,3 +190,17 @@ def test_trace_equals_accuracy_counts():
         m = fm.confusion_matrix(y, t, 5, ignore_label=-1)
         correct, total = fm.accuracy_counts(y, t, -1)
         assert np.trace(m) == correct and m.sum() == total
+
+
+def test_byte_swapped_and_misaligned_inputs_are_copied():
+    rng = np.random.default_rng(8)
+    y = rng.standard_normal((40, 5))
+    t = rng.integers(0, 5, 40).astype(np.int32)
+    expected = reference(y, t, 5)
+    np.testing.assert_array_equal(fm.confusion_matrix(y.astype(">f8"), t.astype(">i4"), 5), expected)
+    raw = np.zeros(y.nbytes + 1, np.uint8)
+    misaligned = raw[1:].view(np.float64).reshape(y.shape)
+    misaligned[...] = y
+    assert not misaligned.flags.aligned
+    np.testing.assert_array_equal(fm.confusion_matrix(misaligned, t, 5), expected)
+    np.testing.assert_array_equal(fm.confusion_matrix(memoryview(y), memoryview(t), 5), expected)

@@ -68,29 +68,39 @@ _PLANS = {}
 _MAX_PLANS = 256
 
 
-def host_view(y, t, ignore_label):
-    """Checked host arrays and the kernels' view of them: (y, t, y_code, t_code, view,
-    has_ignore, ignore, copied). y and t are replaced by native-order, aligned or
-    contiguous copies where the kernels need them (copied is then True)."""
-    y, t = _host_array(y, "y"), _host_array(t, "t")
-    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
-    _layout.check_shapes(y.shape, t.shape)
-    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
+def kernel_ready(y, t, view_of):
+    """(y, t, view, copied): y and t in native byte order and aligned (the kernels
+    read through typed pointers), and ``view_of(y, t)`` (a ``_layout.View``) of
+    them, with contiguous copies of the arrays whose axes it cannot walk as one.
+    ``copied`` says whether anything was copied (a cached plan would then describe
+    the copies, not the caller's arrays)."""
     copied = False
-    if not (y.dtype.isnative and t.dtype.isnative):  # the kernels read native byte order
+    if not (y.dtype.isnative and t.dtype.isnative):
         copied = True
         y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
         t = t if t.dtype.isnative else t.astype(t.dtype.newbyteorder("="))
-    if not (y.flags.aligned and t.flags.aligned):  # the kernels read through typed pointers
+    if not (y.flags.aligned and t.flags.aligned):
         copied = True
         y = y if y.flags.aligned else y.copy()
         t = t if t.flags.aligned else t.copy()
-    view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+    view = view_of(y, t)
     if view.y_contiguous_copy or view.t_contiguous_copy:
         copied = True
         y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
         t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
-        view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+        view = view_of(y, t)
+    return y, t, view, copied
+
+
+def host_view(y, t, ignore_label):
+    """Checked host arrays and the kernels' view of them: (y, t, y_code, t_code, view,
+    has_ignore, ignore, copied); see ``kernel_ready``."""
+    y, t = _host_array(y, "y"), _host_array(t, "t")
+    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
+    _layout.check_shapes(y.shape, t.shape)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
+    y, t, view, copied = kernel_ready(
+        y, t, lambda y, t: _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize))
     return y, t, y_code, t_code, view, has_ignore, ignore, copied
 
 

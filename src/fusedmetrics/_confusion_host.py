@@ -3,7 +3,7 @@ cached ``_core.ConfusionPlan`` per call shape (as ``_accuracy`` does for accurac
 import numpy as np
 
 from . import _core, _dtypes, _layout
-from ._accuracy import _host_array
+from ._accuracy import _host_array, kernel_ready
 from ._interop import is_device_array
 
 _PLANS = {}
@@ -100,20 +100,10 @@ def counts(y, t, num_classes, ignore_label, out):
     pred_code, y_code, t_code = check_arrays(y.dtype, y.shape, t.dtype, t.shape, num_classes)
     has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
     out = _check_out(out, num_classes)
-    if not (y.dtype.isnative and t.dtype.isnative):  # the kernels read native byte order
-        key = None
-        y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
-        t = t if t.dtype.isnative else t.astype(t.dtype.newbyteorder("="))
-    if not (y.flags.aligned and t.flags.aligned):
-        key = None
-        y = y if y.flags.aligned else y.copy()
-        t = t if t.flags.aligned else t.copy()
-    view = normalise(pred_code, y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
-    if view.y_contiguous_copy or view.t_contiguous_copy:
-        key = None
-        y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
-        t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
-        view = normalise(pred_code, y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
+    y, t, view, copied = kernel_ready(
+        y, t, lambda y, t: normalise(pred_code, y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize))
+    if copied:
+        key = None  # the plan would describe the copies, not these arrays
     plan = _core.ConfusionPlan(y_code, pred_code, view.N, num_classes, view.M, view.y_strides, t_code,
                                view.t_strides, has_ignore, ignore)
     if key is not None:

@@ -53,9 +53,10 @@ def tiny_doc(tmp_path_factory):
 def test_every_suite_reported(tiny_doc):
     rc, doc = tiny_doc
     assert rc == 0, doc["suites"]
-    assert set(doc["suites"]) == {"accuracy", "summary", "evaluator", "bandwidth"}
+    assert set(doc["suites"]) == {"accuracy", "summary", "evaluator", "bandwidth", "confusion"}
     # A suite is skipped only when what it measures cannot be imported here.
-    expected = {"accuracy": True, "bandwidth": True, "summary": HAVE_SUMMARY, "evaluator": HAVE_EXTENSIONS}
+    expected = {"accuracy": True, "bandwidth": True, "summary": HAVE_SUMMARY, "evaluator": HAVE_EXTENSIONS,
+                "confusion": True}
     for name, runs in expected.items():
         if runs:
             assert doc["suites"][name]["status"] == "ok", doc["suites"][name]

@@ -7,10 +7,10 @@
 #include <pybind11/pybind11.h>
 
 #include <array>
-#include <cmath>
 #include <stdexcept>
 
 #include "bindings/accuracy_call_checks.h"
+#include "bindings/buffer_checks.h"
 #include "cpu/accuracy.h"
 #include "cpu/cpu_features.h"
 #include "semantics/dtypes.h"
@@ -19,44 +19,8 @@ namespace py = pybind11;
 
 namespace {
 
-// Byte range [low, high) that a strided view touches; empty views touch nothing.
-// Strides are in units of `unit` bytes. Offsets are summed in double first: a view
-// reaching 2^62 bytes or more is refused, so the exact int64 sums cannot wrap around
-// (a wrapped sum could pass the bounds check and let the kernels read anywhere).
-struct Extent {
-  int64_t low = 0, high = 0;
-  bool empty = false;
-};
-
-template <class Size>
-Extent extent_of(size_t ndim, const Size* shape, const Size* strides, int64_t unit, int64_t itemsize) {
-  Extent e;
-  double reach_bound = double(itemsize);
-  for (size_t d = 0; d < ndim; ++d) {
-    if (shape[d] == 0) e.empty = true;
-    reach_bound += std::fabs(double(shape[d] - 1) * double(strides[d]) * double(unit));
-  }
-  if (e.empty) return e;
-  if (!(reach_bound < 0x1p62)) throw std::out_of_range("a strided view reaches 2^62 bytes or more");
-  for (size_t d = 0; d < ndim; ++d) {
-    const int64_t reach = int64_t(shape[d] - 1) * int64_t(strides[d]) * unit;
-    (reach < 0 ? e.low : e.high) += reach;
-  }
-  e.high += itemsize;
-  return e;
-}
-
-Extent array_extent(const py::array& a) {
-  return extent_of(size_t(a.ndim()), a.shape(), a.strides(), 1, a.itemsize());
-}
-
-void require_inside(const Extent& view, const py::array& a, const char* name) {
-  if (view.empty) return;
-  const Extent arr = array_extent(a);
-  if (arr.empty || view.low < arr.low || view.high > arr.high)
-    throw std::out_of_range(std::string("internal error: the normalised view of ") + name +
-                            " reaches outside its buffer");
-}
+using fm::bindings::extent_of;
+using fm::bindings::require_inside;
 
 // out is written in place through an int64*: it must BE a native int64 (2,) array
 // (no converted copy that would take the counts and be dropped), aligned, writeable,

@@ -6,6 +6,8 @@ namespace py = pybind11;
 void bind_info(py::module_& m);
 void bind_dtypes(py::module_& m);
 void bind_accuracy(py::module_& m);
+void bind_confusion(py::module_& m);
+void bind_accuracy_multi_k(py::module_& m);
 void bind_summary(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -13,5 +15,7 @@ PYBIND11_MODULE(_core, m) {
   bind_info(m);
   bind_dtypes(m);
   bind_accuracy(m);
+  bind_confusion(m);
+  bind_accuracy_multi_k(m);
   bind_summary(m);
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "semantics/accuracy_call.h"
+#include "semantics/confusion_call.h"
 
 namespace fm {
 namespace cuda {
@@ -14,6 +15,12 @@ namespace cuda {
 // One accuracy-count launch of a validated call (its pointers are device pointers).
 // The two uint64 at `out` (correct, total) are incremented atomically.
 int launch_accuracy_counts(const AccuracyCall& call, std::uintptr_t out, int device, std::uintptr_t stream);
+
+// One confusion-matrix launch of a validated call (device pointers): adds the
+// counts into the C * C uint64 at `matrix` and the number of non-ignored samples
+// with a label outside [0, C) into the uint64 at `invalid` (when it is not 0).
+int launch_confusion_counts(const ConfusionCall& call, std::uintptr_t matrix, std::uintptr_t invalid, int device,
+                            std::uintptr_t stream);
 
 // One value folded into the moment table of the summary kernel.
 struct SummaryEntry {

@@ -2,10 +2,11 @@
 from ._version import version as _version
 from ._info import build_info, cuda_available, get_num_threads, set_num_threads
 from ._accuracy import accuracy, accuracy_counts
+from ._binary_accuracy import binary_accuracy, binary_accuracy_counts
+from .confusion import ConfusionMatrix, confusion_matrix
 from .multi_node import create_multi_node_evaluator, scatter_dataset
 from .chainer_compat import install_chainer_reporter, uninstall_chainer_reporter
 from .summary import DictSummary, Summary
-from .confusion import ConfusionMatrix, confusion_matrix
 from .scores import classification_scores, segmentation_scores
 
 __version__ = _version()
@@ -16,6 +17,8 @@ __all__ = [
     "Summary",
     "accuracy",
     "accuracy_counts",
+    "binary_accuracy",
+    "binary_accuracy_counts",
     "build_info",
     "classification_scores",
     "confusion_matrix",

@@ -71,6 +71,42 @@ _PLANS = {}
 _MAX_PLANS = 256
 
 
+def kernel_ready(y, t, view_of):
+    """(y, t, view, copied): y and t in native byte order and aligned (the kernels
+    read through typed pointers), and ``view_of(y, t)`` (a ``_layout.View``) of
+    them, with contiguous copies of the arrays whose axes it cannot walk as one.
+    ``copied`` says whether anything was copied (a cached plan would then describe
+    the copies, not the caller's arrays)."""
+    copied = False
+    if not (y.dtype.isnative and t.dtype.isnative):
+        copied = True
+        y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
+        t = t if t.dtype.isnative else t.astype(t.dtype.newbyteorder("="))
+    if not (y.flags.aligned and t.flags.aligned):
+        copied = True
+        y = y if y.flags.aligned else y.copy()
+        t = t if t.flags.aligned else t.copy()
+    view = view_of(y, t)
+    if view.y_contiguous_copy or view.t_contiguous_copy:
+        copied = True
+        y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
+        t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
+        view = view_of(y, t)
+    return y, t, view, copied
+
+
+def host_view(y, t, ignore_label):
+    """Checked host arrays and the kernels' view of them: (y, t, y_code, t_code, view,
+    has_ignore, ignore, copied); see ``kernel_ready``."""
+    y, t = _host_array(y, "y"), _host_array(t, "t")
+    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
+    _layout.check_shapes(y.shape, t.shape)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
+    y, t, view, copied = kernel_ready(
+        y, t, lambda y, t: _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize))
+    return y, t, y_code, t_code, view, has_ignore, ignore, copied
+
+
 def _host_counts(y, t, ignore_label, k, out):
     key = None
     if (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
@@ -81,25 +117,10 @@ def _host_counts(y, t, ignore_label, k, out):
             out = _host_out(out)
             _count_into(plan, y, t, out)
             return out
-    y, t = _host_array(y, "y"), _host_array(t, "t")
-    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
-    _layout.check_shapes(y.shape, t.shape)
-    has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
+    y, t, y_code, t_code, view, has_ignore, ignore, copied = host_view(y, t, ignore_label)
     out = _host_out(out)
-    if not (y.dtype.isnative and t.dtype.isnative):  # the kernels read native byte order
-        key = None
-        y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
-        t = t if t.dtype.isnative else t.astype(t.dtype.newbyteorder("="))
-    if not (y.flags.aligned and t.flags.aligned):  # the kernels read through typed pointers
-        key = None
-        y = y if y.flags.aligned else y.copy()
-        t = t if t.flags.aligned else t.copy()
-    view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
-    if view.y_contiguous_copy or view.t_contiguous_copy:
+    if copied:
         key = None  # the plan would describe the copies, not these arrays
-        y = np.ascontiguousarray(y) if view.y_contiguous_copy else y
-        t = np.ascontiguousarray(t) if view.t_contiguous_copy else t
-        view = _layout.normalise(y.shape, y.strides, y.itemsize, t.shape, t.strides, t.itemsize)
     plan = _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
                               has_ignore, ignore, k)
     if key is not None:
@@ -120,15 +141,21 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         ignore_label: a label value whose samples are left out, or None.
         k: top-k: a sample is correct when fewer than k classes rank above its
             label (a greater score, NaN being greatest, or an equal score at a
-            smaller class index).
-        out: an int64 array of shape (2,) on the same device; the counts are ADDED
-            into it and it is returned, so running totals need no synchronisation.
+            smaller class index). A tuple or list of k gives an int64 array of
+            shape (len(k), 2), row i = [correct for k[i], total], from one pass
+            over the scores (on the CPU; a GPU makes one pass per k).
+        out: an int64 array of shape (2,) (or (len(k), 2)) on the same device; the
+            counts are ADDED into it and it is returned, so running totals need no
+            synchronisation.
 
     numpy (or buffer-protocol) input gives a numpy result; cupy (or
     ``__cuda_array_interface__``) input gives a device result computed on the
     current stream without a host synchronisation.
     """
     if type(k) is not int or not 1 <= k <= _MAX_K:
+        if isinstance(k, (tuple, list)):
+            from . import _accuracy_multi_k
+            return _accuracy_multi_k.counts(y, t, ignore_label, [_check_k(v) for v in k], out)
         k = _check_k(k)
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)

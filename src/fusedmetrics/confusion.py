@@ -1,104 +1,234 @@
-"""STAND-IN, throwaway: a pure-numpy, host-only ``confusion_matrix`` / ``ConfusionMatrix``.
+"""Exact confusion matrices: ``confusion_matrix`` (one call) and ``ConfusionMatrix``
+(the accumulator).
 
-This file only exists so that the scores and extensions work (branch cm-scores) can be written
-and tested before the compiled implementation lands (branch cm-core). The real module replaces
-this file at merge. It implements the agreed API on the host only: the prediction from scores is
-numpy's ``argmax`` over axis 1, counting is ``numpy.bincount``. No device support, no speed.
+Semantics, on every backend: ``m[i, j]`` counts the samples with true label i
+predicted as j. Predictions are either integer labels of t's shape or come from
+scores (N, C, d1, ...) (the layout rules of ``accuracy_counts``) by numpy's
+argmax: the first maximum wins ties (-0.0 equals +0.0), NaN counts as the
+maximum and the first NaN wins. Samples whose true label equals ``ignore_label``
+are skipped. Counts are int64, exact and order-independent, so results are
+deterministic whatever the threads or the GPU schedule.
+
+A non-ignored true or predicted label outside [0, C) is an error. On the host it
+is a ValueError naming the label and the sample, and nothing is counted. On a
+GPU, raising would need a host synchronisation: ``ConfusionMatrix`` counts such
+samples in ``invalid`` (not in the matrix) and ``compute()`` raises; the
+one-call ``confusion_matrix`` on device arrays leaves them out silently (use
+the accumulator when labels may be out of range).
+
+Differences from the references: scikit-learn's ``confusion_matrix`` ignores
+labels outside ``labels``; here they are an error. TorchMetrics builds a C x C
+temporary per update; here nothing is allocated beyond the matrix itself (and
+small per-thread tables on the CPU).
 """
-import numpy
+import numpy as np
+
+from . import _confusion_host, _snapshot
+from ._interop import is_device_array as _is_device
+from ._interop import to_host, unwrap
+
+__all__ = ["ConfusionMatrix", "confusion_matrix"]
 
 
-def _predictions(y, t):
-    y = numpy.asarray(y)
-    t = numpy.asarray(t)
-    if y.shape == t.shape and y.dtype.kind in "iub":
-        return y.reshape(-1).astype(numpy.int64)
-    if y.ndim != t.ndim + 1 or y.shape[:1] + y.shape[2:] != t.shape:
-        raise ValueError(
-            f"y must be scores (N, C, d...) matching t {t.shape} or integer predictions of t's "
-            f"shape; got y {y.shape} {y.dtype}")
-    return numpy.argmax(y, axis=1).reshape(-1).astype(numpy.int64)
+def _check_ignore(ignore_label):
+    if ignore_label is None:
+        return None
+    try:
+        return int(ignore_label.__index__())
+    except (AttributeError, TypeError):
+        raise TypeError("ignore_label must be None or an integer; got %r" % (ignore_label,)) from None
 
 
-def _counts(y, t, num_classes, ignore_label):
-    t = numpy.asarray(t)
-    p = _predictions(y, t)
-    t = t.reshape(-1)
-    if t.dtype.kind == "f":
-        keep = ~(t == ignore_label) if ignore_label is not None else numpy.ones(t.shape, bool)
-        t = t[keep]
-        p = p[keep]
-        if not numpy.all(t == numpy.floor(t)):
-            raise ValueError("t has non-integral labels")
-        t = t.astype(numpy.int64)
-    else:
-        t = t.astype(numpy.int64)
-        if ignore_label is not None:
-            keep = t != ignore_label
-            t = t[keep]
-            p = p[keep]
-    c = int(num_classes)
-    bad_t = (t < 0) | (t >= c)
-    bad_p = (p < 0) | (p >= c)
-    invalid = int(numpy.count_nonzero(bad_t | bad_p))
-    ok = ~(bad_t | bad_p)
-    m = numpy.bincount(c * t[ok] + p[ok], minlength=c * c).reshape(c, c).astype(numpy.int64)
-    bad = None
-    if invalid:
-        bad = int(t[bad_t][0]) if bad_t.any() else int(p[bad_p][0])
-    return m, invalid, bad
+def _same_device(y, t):
+    y_dev, t_dev = _is_device(y), _is_device(t)
+    if y_dev != t_dev:
+        raise ValueError("y and t must be on the same device; got y on %s and t on %s"
+                         % ("a GPU" if y_dev else "the host", "a GPU" if t_dev else "the host"))
+    return y_dev
 
 
 def confusion_matrix(y, t, num_classes, ignore_label=None, *, out=None):
-    """Int64 (C, C) counts, rows true labels, columns predictions (stand-in; see module doc)."""
-    m, invalid, bad = _counts(y, t, num_classes, ignore_label)
-    if invalid:
-        raise ValueError(f"label {bad} is outside [0, {int(num_classes)})")
-    if out is not None:
-        out += m
-        return out
-    return m
+    """The int64 (C, C) confusion matrix of predictions y against true labels t.
+
+    Args:
+        y: scores (N, C, d1, ...) of a float dtype (float16, bfloat16, float32,
+            float64; the layouts ``accuracy_counts`` takes, C == num_classes), or
+            integer predictions of t's shape.
+        t: integer true labels (N, d1, ...) (any shape with integer predictions).
+        num_classes: C.
+        ignore_label: samples whose true label equals it are skipped.
+        out: an int64 (C, C) array on y's device; the counts are ADDED into it and
+            it is returned.
+
+    ``m[i, j]`` counts samples with true label i predicted as j (rows are truth, as
+    in scikit-learn). A non-ignored label outside [0, C): ValueError on the host,
+    nothing added to ``out``; on a GPU such samples are left out (see the module
+    docstring). numpy in, numpy out; CuPy (``__cuda_array_interface__``) in, CuPy
+    out on the current stream without a host synchronisation.
+    """
+    num_classes = _confusion_host.check_num_classes(num_classes)
+    ignore_label = _check_ignore(ignore_label)
+    if type(y) is np.ndarray and type(t) is np.ndarray:
+        return _confusion_host.counts(y, t, num_classes, ignore_label, out)
+    y, t = unwrap(y), unwrap(t)
+    if _same_device(y, t):
+        from . import _device_confusion
+        return _device_confusion.counts(y, t, num_classes, ignore_label, out, None)
+    return _confusion_host.counts(y, t, num_classes, ignore_label, out)
+
+
+def _check_state(matrix, invalid, num_classes, where):
+    """A validated host (matrix, invalid) pair, or an error naming ``where``."""
+    matrix = np.asarray(matrix)
+    if matrix.shape != (num_classes, num_classes) or matrix.dtype.kind not in "iu":
+        raise ValueError("%s: the matrix must be integer of shape (%d, %d); got dtype %s, shape %s"
+                         % (where, num_classes, num_classes, matrix.dtype, matrix.shape))
+    if (matrix < 0).any():
+        raise ValueError("%s: the matrix has negative counts" % where)
+    invalid = np.asarray(invalid)
+    if invalid.shape != () or invalid.dtype.kind not in "iu" or int(invalid) < 0:
+        raise ValueError("%s: invalid must be an integer >= 0; got %r" % (where, invalid))
+    return matrix.astype(np.int64), int(invalid)
 
 
 class ConfusionMatrix:
-    """Accumulating confusion matrix (stand-in; see module doc)."""
+    """A running confusion matrix: exact int64 counts, on the host or on a GPU.
+
+    ``update(y, t)`` adds a batch (see ``confusion_matrix`` for y and t). The
+    state lives where the first update's arrays live (the host until then); an
+    update with arrays on another device is a ValueError. On a GPU, ``update``
+    never synchronises with the host (it can be captured in a CUDA graph once the
+    state exists); samples with a label outside [0, C) are counted in
+    ``invalid`` instead of raising, and ``compute()`` raises for them. On the host
+    they raise in ``update`` (nothing is added), so ``invalid`` stays 0.
+
+    ``matrix``: the int64 (C, C) counts on the state's device; ``invalid``: a
+    0-d int64 array there. ``merge(other)`` adds another accumulator's counts.
+    ``state_dict()``/``load_state_dict()`` and ``serialize(serializer)`` (Chainer
+    snapshots: keys ``matrix`` and ``invalid``) save and restore them.
+    """
 
     def __init__(self, num_classes, ignore_label=None):
-        self.num_classes = int(num_classes)
-        self.ignore_label = ignore_label
+        self.num_classes = _confusion_host.check_num_classes(num_classes)
+        self.ignore_label = _check_ignore(ignore_label)
         self.reset()
 
     def reset(self):
+        """Zero counts, on the host (the next update chooses the device again)."""
         c = self.num_classes
-        self.matrix = numpy.zeros((c, c), numpy.int64)
-        self.invalid = 0
+        self._matrix = np.zeros((c, c), dtype=np.int64)
+        self._invalid = np.zeros((), dtype=np.int64)
+        self._device = False
+
+    @property
+    def matrix(self):
+        return self._matrix
+
+    @property
+    def invalid(self):
+        return self._invalid
+
+    def _to_device(self, array):
+        """Moves zero or host state to the device of ``array`` (a CuPy copy)."""
+        from ._interop import describe, require_cupy
+        cupy = require_cupy()
+        with cupy.cuda.Device(describe(array).device_id):
+            self._matrix = cupy.asarray(self._matrix)
+            self._invalid = cupy.asarray(self._invalid)
+        self._device = True
 
     def update(self, y, t):
-        m, invalid, _ = _counts(y, t, self.num_classes, self.ignore_label)
-        self.matrix += m
-        self.invalid += invalid
-
-    def merge(self, other):
-        self.matrix += numpy.asarray(other.matrix)
-        self.invalid += int(other.invalid)
+        """Adds the counts of one batch; returns self."""
+        y, t = unwrap(y), unwrap(t)
+        on_device = _same_device(y, t)
+        if on_device and not self._device:
+            if self._matrix.any() or int(self._invalid):
+                raise ValueError("ConfusionMatrix: the state is on the host; got device arrays (reset() first)")
+            self._to_device(y)
+        elif not on_device and self._device:
+            raise ValueError("ConfusionMatrix: the state is on a GPU; got host arrays")
+        if on_device:
+            from . import _device_confusion
+            _device_confusion.counts(y, t, self.num_classes, self.ignore_label, self._matrix, self._invalid)
+        else:
+            _confusion_host.counts(y, t, self.num_classes, self.ignore_label, self._matrix)
         return self
 
     def compute(self):
-        if self.invalid:
-            raise ValueError(f"{self.invalid} samples had a label outside [0, {self.num_classes})")
-        return numpy.array(self.matrix, dtype=numpy.int64)
+        """The matrix as a host numpy int64 (C, C) array (synchronises on a GPU).
+
+        Raises ValueError when samples with a label outside [0, C) were seen."""
+        invalid = int(to_host(self._invalid)) if self._device else int(self._invalid)
+        if invalid:
+            raise ValueError("ConfusionMatrix: %d non-ignored samples had a true or predicted label outside "
+                             "[0, %d); they are not in the matrix" % (invalid, self.num_classes))
+        return to_host(self._matrix) if self._device else self._matrix.copy()
+
+    def merge(self, other):
+        """Adds another ConfusionMatrix's counts (same num_classes); returns self."""
+        if not isinstance(other, ConfusionMatrix):
+            raise TypeError("ConfusionMatrix.merge expects a ConfusionMatrix; got %s" % type(other).__name__)
+        if other.num_classes != self.num_classes:
+            raise ValueError("ConfusionMatrix.merge: num_classes %d and %d differ"
+                             % (self.num_classes, other.num_classes))
+        if self._device:
+            import cupy
+            self._matrix += cupy.asarray(other._matrix)
+            self._invalid += cupy.asarray(other._invalid)
+        elif other._device:
+            self._matrix += to_host(other._matrix)
+            self._invalid += to_host(other._invalid)
+        else:
+            self._matrix += other._matrix
+            self._invalid += other._invalid
+        return self
 
     def state_dict(self):
-        return {"matrix": numpy.array(self.matrix), "invalid": numpy.int64(self.invalid)}
+        """``{'num_classes', 'ignore_label', 'matrix' (host int64 copy), 'invalid' (int)}``."""
+        return {
+            "num_classes": self.num_classes,
+            "ignore_label": self.ignore_label,
+            "matrix": to_host(self._matrix) if self._device else self._matrix.copy(),
+            "invalid": int(to_host(self._invalid)) if self._device else int(self._invalid),
+        }
 
-    def load_state_dict(self, state):
-        self.matrix = numpy.array(state["matrix"], dtype=numpy.int64)
-        self.num_classes = self.matrix.shape[0]
-        self.invalid = int(state["invalid"])
+    def load_state_dict(self, state_dict):
+        """Replaces the counts (validated first: nothing changes on error). The state
+        stays on its current device."""
+        try:
+            num_classes, matrix, invalid = (state_dict[k] for k in ("num_classes", "matrix", "invalid"))
+        except (KeyError, TypeError) as exc:
+            raise ValueError("ConfusionMatrix.load_state_dict: needs 'num_classes', 'matrix' and 'invalid'; "
+                             "got %s (%s)" % (type(state_dict).__name__, exc)) from exc
+        if int(num_classes) != self.num_classes:
+            raise ValueError("ConfusionMatrix.load_state_dict: num_classes %s, expected %d"
+                             % (num_classes, self.num_classes))
+        self._replace(*_check_state(matrix, invalid, self.num_classes, "ConfusionMatrix.load_state_dict"))
+
+    def _replace(self, matrix, invalid):
+        if self._device:
+            import cupy
+            self._matrix[...] = cupy.asarray(matrix)
+            self._invalid[...] = invalid
+        else:
+            self._matrix = matrix
+            self._invalid = np.asarray(invalid, dtype=np.int64)
 
     def serialize(self, serializer):
-        self.matrix = numpy.asarray(serializer("matrix", self.matrix), dtype=numpy.int64)
-        self.invalid = int(serializer("invalid", self.invalid))
+        """Chainer's serializer protocol: keys ``matrix`` (int64 (C, C)) and ``invalid``."""
+        if _snapshot.is_writer(serializer):
+            state = self.state_dict()
+            serializer("matrix", state["matrix"])
+            serializer("invalid", np.asarray(state["invalid"], dtype=np.int64))
+            return
+        try:
+            matrix = serializer("matrix", None)
+            invalid = serializer("invalid", None)
+        except KeyError:  # a strict deserializer without our keys
+            return
+        if matrix is None or invalid is None:
+            return  # nothing stored: keep the counts, as Chainer's objects do
+        self._replace(*_check_state(matrix, invalid, self.num_classes, "snapshot"))
 
-
-__all__ = ["ConfusionMatrix", "confusion_matrix"]
+    def __repr__(self):
+        return "ConfusionMatrix(num_classes=%d, ignore_label=%r)" % (self.num_classes, self.ignore_label)

@@ -9,6 +9,7 @@ from chainer import reporter
 
 import fusedmetrics
 from fusedmetrics._accuracy import accuracy_from_counts, chainer_ignore_label
+from fusedmetrics._binary_accuracy import binary_accuracy_from_counts
 from fusedmetrics._interop import unwrap
 
 
@@ -27,6 +28,11 @@ def _fused_ignore_label(accfun):
             and set(accfun.keywords) <= {'ignore_label'}):
         return True, accfun.keywords.get('ignore_label')
     return False, None
+
+
+def _is_binary_accuracy(accfun):
+    """True for ``F.binary_accuracy`` and ``fusedmetrics.binary_accuracy``."""
+    return accfun is F.binary_accuracy or accfun is fusedmetrics.binary_accuracy
 
 
 class Classifier(L.Classifier):
@@ -55,7 +61,10 @@ class Classifier(L.Classifier):
     ``ignore_label``, which is matched exactly as Chainer's ``t == ignore_label``
     does (-1.0 ignores label -1; -1.5 or NaN ignores nothing, and an empty
     batch still gives 0.0; int64 labels beyond 2**53 compare exactly here, in
-    float64 in Chainer). With any other
+    float64 in Chainer). ``accfun=F.binary_accuracy`` (or
+    ``fusedmetrics.binary_accuracy``) is recognised the same way: one
+    ``binary_accuracy_counts`` call, Chainer's value and dtype, and
+    ``correct``/``total`` reported (total = labels other than -1). With any other
     ``accfun``, it is called as in Chainer and no counts are reported.
     """
 
@@ -71,7 +80,14 @@ class Classifier(L.Classifier):
         reporter.report({'loss': self.loss}, self)
         if self.compute_accuracy:
             fused, ignore_label = _fused_ignore_label(self.accfun)
-            if fused:
+            if _is_binary_accuracy(self.accfun):
+                y = unwrap(self.y)
+                counts = fusedmetrics.binary_accuracy_counts(y, unwrap(t))
+                self.accuracy = chainer.Variable(binary_accuracy_from_counts(counts, y.dtype), requires_grad=False)
+                reporter.report({'accuracy': self.accuracy,
+                                 'correct': counts[0],
+                                 'total': counts[1]}, self)
+            elif fused:
                 y = unwrap(self.y)
                 counts = fusedmetrics.accuracy_counts(
                     y, unwrap(t), chainer_ignore_label(ignore_label))

@@ -22,6 +22,8 @@
 
 namespace py = pybind11;
 
+void bind_confusion_cuda(py::module_& m);  // confusion_plan.cpp
+
 namespace {
 
 void check_cuda(int code, const char* what) {
@@ -177,6 +179,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("std_ptr"), py::arg("device_id"), py::arg("stream_ptr"),
         "mean/std (population, variance clamped at 0) of the Chan merge of host moments (n, 3) "
         "with the device states at slots (int64, n); all device pointers; one launch.");
+  bind_confusion_cuda(m);
   m.def("pointer_device", &fm::cuda::pointer_device, py::arg("ptr"),
         "The device owning a device pointer, or -1 when unknown. Never raises.");
   m.attr("SUMMARY_ENTRIES_PER_LAUNCH") = fm::cuda::summary_entries_per_launch();

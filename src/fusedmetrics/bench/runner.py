@@ -6,7 +6,7 @@ import traceback
 
 import numpy as np
 
-from . import machine, report, suite_accuracy, suite_bandwidth, suite_evaluator, suite_summary
+from . import machine, report, suite_accuracy, suite_bandwidth, suite_confusion, suite_evaluator, suite_summary
 from .context import Context
 from .data import SWEEP, parse_classes, parse_shapes, sweep_shapes
 from .errors import GuardError, SkipSuite
@@ -14,7 +14,7 @@ from .optional import cupy_with_device, try_import
 from .progress import Progress
 
 MODES = ("back-to-back", "loop")
-SUITES = {m.NAME: m for m in (suite_accuracy, suite_summary, suite_evaluator, suite_bandwidth)}
+SUITES = {m.NAME: m for m in (suite_accuracy, suite_summary, suite_evaluator, suite_bandwidth, suite_confusion)}
 
 
 def build_parser():

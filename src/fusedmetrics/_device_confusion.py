@@ -1,0 +1,77 @@
+"""Confusion-matrix counts on device arrays: one cached ``_cuda.ConfusionPlan`` per
+call shape, checked with the host path's rules; one launch on y's stream, no host
+synchronisation (see ``_device_accuracy``)."""
+import numpy as np
+
+from . import _confusion_host, _layout
+from ._interop import cuda_module, describe, is_device_array, require_cupy
+
+_PLANS = {}
+_MAX_PLANS = 256
+
+
+def _plan(yd, td, num_classes, ignore_label):
+    key = (yd.dtype, yd.shape, yd.strides, td.dtype, td.shape, td.strides, num_classes, ignore_label)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    pred_code, y_code, t_code = _confusion_host.check_arrays(yd.dtype, yd.shape, td.dtype, td.shape, num_classes)
+    has_ignore, ignore = _layout.ignore_value(ignore_label, td.dtype)
+    view = _confusion_host.normalise(pred_code, yd.shape, yd.strides, yd.dtype.itemsize, td.shape, td.strides,
+                                     td.dtype.itemsize)
+    if view.y_contiguous_copy or view.t_contiguous_copy:
+        return view
+    plan = cuda_module().ConfusionPlan(y_code, pred_code, view.N, num_classes, view.M, view.y_strides, t_code,
+                                       view.t_strides, has_ignore, ignore)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _device_ptr(array, shape, device_id, name):
+    """Pointer of a C-contiguous int64 array of this shape on device_id."""
+    if not is_device_array(array):
+        raise ValueError("%s must be on the same device as y (GPU %d); got a host array" % (name, device_id))
+    d = describe(array)
+    contiguous = all(n == 1 or s == 8 * c for n, s, c in zip(shape, d.strides, _contiguous_strides(shape)))
+    if d.dtype != np.int64 or tuple(d.shape) != shape or not contiguous or d.device_id != device_id:
+        raise ValueError("%s must be a C-contiguous int64 array of shape %s on GPU %d; got dtype %s, shape %s, "
+                         "strides %s on GPU %d" % (name, shape, device_id, d.dtype, tuple(d.shape), d.strides,
+                                                   d.device_id))
+    return d.ptr
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def counts(y, t, num_classes, ignore_label, out, invalid):
+    """Adds the counts of device y against device t into out (a new zeroed CuPy
+    matrix when None) and the out-of-range count into ``invalid`` (a 0-d int64
+    device array; when None such samples are only left out). Returns out."""
+    yd, td = describe(y), describe(t)
+    if yd.device_id != td.device_id:
+        raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
+                         % (yd.device_id, td.device_id))
+    plan = _plan(yd, td, num_classes, ignore_label)
+    if isinstance(plan, _layout.View):  # axes that cannot be walked as one: copy, then count
+        cupy = require_cupy()
+        y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
+        t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
+        return counts(y, t, num_classes, ignore_label, out, invalid)
+    shape = (num_classes, num_classes)
+    if out is None:
+        cupy = require_cupy()
+        with cupy.cuda.Device(yd.device_id):
+            # Zeroed on CuPy's current stream; the launch below goes to y's stream,
+            # which is the same for CuPy arrays (the common case).
+            out = cupy.zeros(shape, dtype=cupy.int64)
+    out_ptr = _device_ptr(out, shape, yd.device_id, "out")
+    invalid_ptr = 0 if invalid is None else _device_ptr(invalid, (), yd.device_id, "invalid")
+    plan.launch(yd.ptr, td.ptr, out_ptr, invalid_ptr, yd.device_id, yd.stream_ptr)
+    return out

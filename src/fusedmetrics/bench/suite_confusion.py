@@ -1,0 +1,130 @@
+"""Suite ``confusion``: confusion matrices against what people use today, same run.
+
+From scores (flat (N, C) rows, and one class-strided (N, 19, H, W) image batch):
+- ours: ``fusedmetrics.confusion_matrix(y, t, C)``;
+- accuracy: ``fusedmetrics.accuracy_counts(y, t)`` on the same input (the target: confusion at >= 80%
+  of its speed, as it needs the same one read of the scores);
+- numpy / cupy: ``bincount(C * t + y.argmax(1), minlength=C * C)``.
+From integer predictions (int64 labels, uniform):
+- ours: ``fusedmetrics.confusion_matrix(p, t, C)``;
+- numpy / cupy: ``bincount(C * t + p, minlength=C * C)``;
+- torchmetrics: ``MulticlassConfusionMatrix(C).update(p, t)`` on CPU tensors (when importable).
+Every candidate is checked against the numpy result before anything is timed.
+"""
+import numpy as np
+
+from . import data
+from .errors import GuardError, SkipSuite
+from .optional import try_import
+from .timing import Candidate, measure, rounds, spread
+
+NAME = "confusion"
+CLASSES = (10, 19, 100, 1000)
+
+
+def plan(ctx):
+    fm, why = try_import("fusedmetrics")
+    if fm is None or not hasattr(fm, "confusion_matrix"):
+        raise SkipSuite(f"fusedmetrics.confusion_matrix unavailable ({why})")
+    cases = []
+    for dtype in ctx.dtypes:
+        shapes = ctx.shapes or data.default_shapes(ctx.device, dtype, ctx.label_dtype, ctx.llc_bytes, ctx.quick)
+        cases += [{"kind": "scores", "shape": [n, c], "dtype": dtype} for n, c in shapes]
+        image = [2, 19, 64, 128] if ctx.quick else [2, 19, 512, 1024]
+        cases.append({"kind": "scores", "shape": image, "dtype": dtype})
+    n = 1 << 14 if ctx.quick else 1 << 24
+    cases += [{"kind": "labels", "shape": [n], "C": c, "dtype": "int64"} for c in CLASSES]
+    return cases
+
+
+def steps(ctx, case):
+    return rounds(ctx.repeat, ctx.warmup)
+
+
+def label(case):
+    shape = "x".join(str(s) for s in case["shape"])
+    classes = case["C"] if "C" in case else case["shape"][1]
+    return f"confusion {case['kind']} {shape} C={classes} {case['dtype']}"
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def _bincount(xp, C):
+    return lambda t, p: xp.bincount(C * t.ravel().astype(xp.int64) + p.ravel(), minlength=C * C).reshape(C, C)
+
+
+def _inputs(ctx, case, maker):
+    xp, shape = ctx.xp, case["shape"]
+    if case["kind"] == "labels":
+        C = case["C"]
+        return C, maker.integers(C, shape, np.int64), maker.integers(C, shape, np.int64)
+    C = shape[1]
+    y = maker.uniform(shape, case["dtype"])
+    t = y.argmax(axis=1).astype(ctx.label_dtype)  # every score must be read
+    return C, y, t
+
+
+def run_case(ctx, case):
+    import fusedmetrics as fm
+    xp = ctx.xp
+    maker = data.ArrayMaker(xp, seed=sum(case["shape"]) * 31 + case.get("C", 0))
+    C, y, t = _inputs(ctx, case, maker)
+    bincount = _bincount(xp, C)
+    scores = case["kind"] == "scores"
+    predict = (lambda: y.argmax(axis=1)) if scores else (lambda: y)
+    expected = _host(bincount(t, predict()))
+    got = _host(fm.confusion_matrix(y, t, C))
+    if not np.array_equal(got, expected):
+        raise GuardError(f"confusion_matrix differs from numpy's bincount ({label(case)})")
+
+    candidates = [Candidate("ours", lambda i: fm.confusion_matrix(y, t, C), ctx.sync_fn),
+                  Candidate("cupy" if ctx.device == "cuda" else "numpy", lambda i: bincount(t, predict()),
+                            ctx.sync_fn)]
+    if scores:
+        candidates.append(Candidate("accuracy", lambda i: fm.accuracy_counts(y, t), ctx.sync_fn))
+    elif ctx.device == "cpu":
+        metric = _torchmetrics(ctx, C, y, t, expected)
+        if metric is not None:
+            candidates.append(Candidate("torchmetrics", metric))
+    timings = measure(candidates, ctx.repeat, ctx.warmup, ctx.min_sample_s,
+                      on_round=ctx.progress.step if ctx.progress else None)
+    ours_t = timings["ours"].median_s
+    result = {
+        "kind": case["kind"], "shape": case["shape"], "C": C, "dtype": str(case["dtype"]),
+        "device": ctx.device,
+        "time_s": {k: v.median_s for k, v in timings.items()},
+        "samples_s": {k: v.samples_s for k, v in timings.items()},
+        "spread_s": {k: spread(v.samples_s) for k, v in timings.items()},
+        "speedup": {k: v.median_s / ours_t for k, v in timings.items() if k != "ours"},
+    }
+    return result
+
+
+def _torchmetrics(ctx, C, p, t, expected):
+    torch, _ = try_import("torch")
+    classification, why = try_import("torchmetrics.classification")
+    if torch is None or classification is None:
+        ctx.note(f"torchmetrics baseline skipped: {why}")
+        return None
+    pt, tt = torch.from_numpy(p), torch.from_numpy(t)
+    metric = classification.MulticlassConfusionMatrix(num_classes=C, validate_args=False)
+    metric.update(pt, tt)
+    if not np.array_equal(metric.compute().numpy(), expected):
+        raise GuardError("torchmetrics' confusion matrix differs from numpy's bincount")
+    return lambda i: metric.update(pt, tt)
+
+
+def table(results):
+    headers = ["input", "C", "dtype", "ours ms", "vs accuracy_counts", "vs numpy/cupy", "vs torchmetrics"]
+    rows = []
+    for r in results:
+        s = r["speedup"]
+        base = s.get("numpy", s.get("cupy"))
+        rows.append(["x".join(str(v) for v in r["shape"]) + " " + r["kind"], r["C"], r["dtype"],
+                     f"{r['time_s']['ours'] * 1e3:.3f}",
+                     f"{100 * s['accuracy']:.0f}%" if "accuracy" in s else "-",
+                     f"{base:.1f}x" if base else "-",
+                     f"{s['torchmetrics']:.1f}x" if "torchmetrics" in s else "-"])
+    return headers, rows

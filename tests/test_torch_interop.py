@@ -197,3 +197,90 @@ def test_cuda_graph_capture():
     torch.cuda.synchronize()
     want = _reference(y.cpu(), t.cpu())
     np.testing.assert_array_equal(out.cpu().numpy(), 3 * want)
+
+
+# -- Summary / DictSummary with torch 0-d tensors ---------------------------------------------
+
+ALL_SCALARS = FLOATS + LABELS + [torch.bool]
+
+
+@pytest.mark.parametrize("dtype", ALL_SCALARS, ids=str)
+def test_dict_summary_reads_cpu_tensors_like_numbers(dtype):
+    values = [1, 0, 3, 2, 1] if dtype is not torch.bool else [1, 0, 1, 1, 0]
+    ours, ref = fm.DictSummary(), fm.DictSummary()
+    for v in values:
+        ours.add({"x": torch.tensor(v, dtype=dtype), "w": (torch.tensor(v, dtype=dtype), torch.tensor(2))})
+        ref.add({"x": float(torch.tensor(v, dtype=dtype)), "w": (float(v), 2)})
+    assert ours.make_statistics() == ref.make_statistics()
+    integer = not dtype.is_floating_point
+    assert ours.state_dict()["integer_weights"].tolist() == [True, True]
+    assert isinstance(ours.compute_mean()["x"], float)
+    del integer
+
+
+def test_dict_summary_tensor_flavours():
+    ds = fm.DictSummary()
+    leaf = torch.tensor(2.0, requires_grad=True)
+    ds.add({
+        "grad": leaf * 1.5,                               # requires grad, non-leaf
+        "param": torch.nn.Parameter(torch.tensor(4.0)),   # a Parameter
+        "view": torch.arange(5.0)[3],                     # a 0-d view with a storage offset
+        "neg": torch.tensor(1 + 2j).conj().imag,          # negative bit
+        "vector": torch.ones(3),                          # not a scalar: skipped
+    })
+    assert ds.compute_mean() == {"grad": 3.0, "param": 4.0, "view": 3.0, "neg": -2.0}
+    with pytest.raises(TypeError, match="complex"):
+        ds.add({"c": torch.tensor(1 + 1j)})
+    with pytest.raises(ValueError, match="not scalar"):
+        ds.add({"x": (1.0, torch.ones(2))})
+
+
+def test_summary_tensor_weights_stay_integer():
+    s = fm.Summary()
+    s.add(torch.tensor(2.0), torch.tensor(3))
+    s.add(torch.tensor(4.0), weight=torch.tensor(1))
+    mean, std = s.make_statistics()
+    assert mean == 2.5 and std == pytest.approx(np.sqrt(0.75), rel=1e-15)
+
+
+def test_tensor_subclass_goes_through_float():
+    class Sub(torch.Tensor):
+        pass
+
+    ds = fm.DictSummary()
+    ds.add({"x": torch.tensor(1.25).as_subclass(Sub)})
+    assert ds.compute_mean() == {"x": 1.25}
+
+
+@pytest.mark.gpu
+@pytest.mark.torch_gpu
+def test_dict_summary_cuda_tensors_one_launch_no_sync():
+    stream = torch.cuda.Stream()
+    ds = fm.DictSummary()
+    values = [torch.tensor(float(i), device="cuda") for i in range(4)]
+    with torch.cuda.stream(stream):
+        ds.add({"a": values[0], "b": (values[1], torch.tensor(2, device="cuda")), "h": 1.0})
+        ds.add({"a": values[2], "b": values[3], "h": 3.0})
+        stats = ds.make_statistics()
+    stream.synchronize()
+    assert isinstance(stats["a"], torch.Tensor) and stats["a"].is_cuda
+    assert stats["a"].item() == 1.0 and stats["a.std"].item() == 1.0
+    assert stats["b"].item() == pytest.approx((2 * 1.0 + 3.0) / 3, rel=1e-15)
+    assert stats["h"] == 2.0
+
+
+@pytest.mark.gpu
+@pytest.mark.torch_gpu
+def test_dict_summary_cuda_graph_capture():
+    ds = fm.DictSummary()
+    x = torch.tensor(1.0, device="cuda")
+    ds.add({"x": x})  # the key exists before capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        ds.add({"x": x})
+    for value in (2.0, 3.0):
+        x.fill_(value)
+        graph.replay()
+    torch.cuda.synchronize()
+    assert ds.compute_mean()["x"].item() == pytest.approx(2.0, rel=1e-15)

@@ -26,9 +26,27 @@ GPU_USABLE = _gpu_usable()
 _NO_GPU = "needs CuPy, an NVIDIA GPU and fusedmetrics built with its CUDA kernels"
 
 
+def torch_gpu_usable():
+    """torch with a CUDA device and the CUDA kernels: what torch GPU tests need (no CuPy)."""
+    try:
+        import fusedmetrics._cuda  # noqa: F401
+        import torch
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - no torch, no kernels or no driver
+        return False
+
+
 def pytest_collection_modifyitems(config, items):
+    torch_gpu = None
     for item in items:
-        if "gpu" in item.keywords and not GPU_USABLE:
+        if "gpu" not in item.keywords:
+            continue
+        if "torch_gpu" in item.keywords:  # torch CUDA tests: torch and the kernels, no CuPy
+            if torch_gpu is None:
+                torch_gpu = torch_gpu_usable()
+            if not torch_gpu:
+                item.add_marker(pytest.mark.skip(reason="needs torch with CUDA and the CUDA kernels"))
+        elif not GPU_USABLE:
             item.add_marker(pytest.mark.skip(reason=_NO_GPU))
 
 

@@ -31,6 +31,10 @@ class FakeStore:
         self.fail_next = False
         FakeStore.instances.append(self)
 
+    @classmethod
+    def for_value(cls, value):
+        return cls(0)
+
     def add(self, slots, values, weights):
         if self.fail_next:
             raise RuntimeError("launch failed")

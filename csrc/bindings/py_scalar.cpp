@@ -187,6 +187,140 @@ void read_by_float(PyObject* o, ScalarRead& r) {
   r.integer = integral != 0 || has_integer_dtype(o);
 }
 
+
+// ---- torch tensors -------------------------------------------------------------------------
+// torch.Tensor carries __cuda_array_interface__ as a class property, so without this a CPU
+// tensor would be classified as a device array. torch is never imported here: its types are
+// looked up in sys.modules the first time a value reaches this point after torch was imported.
+struct TorchCache {
+  bool ready = false;
+  PyTypeObject* tensor = nullptr;     // torch.Tensor
+  PyTypeObject* parameter = nullptr;  // torch.nn.Parameter
+  struct Dtype {
+    PyObject* dtype;
+    Raw raw;
+    bool integer;
+  };
+  std::vector<Dtype> dtypes;  // torch.dtype objects we read in place
+  PyObject* s_is_cuda = nullptr;
+  PyObject* s_is_cpu = nullptr;
+  PyObject* s_is_neg = nullptr;
+  PyObject* s_data_ptr = nullptr;
+  PyObject* s_is_complex = nullptr;
+};
+
+TorchCache g_torch;
+
+// Fills g_torch once torch is fully imported; false until then (never sets an exception).
+bool torch_ready() {
+  if (g_torch.ready) return true;
+  PyObject* torch = PyDict_GetItemString(PyImport_GetModuleDict(), "torch");  // borrowed
+  if (torch == nullptr) return false;
+  PyObject* tensor = PyObject_GetAttrString(torch, "Tensor");
+  PyObject* nn = PyObject_GetAttrString(torch, "nn");
+  PyObject* parameter = nn ? PyObject_GetAttrString(nn, "Parameter") : nullptr;
+  Py_XDECREF(nn);
+  if (tensor == nullptr || parameter == nullptr || !PyType_Check(tensor) || !PyType_Check(parameter)) {
+    PyErr_Clear();  // torch half-imported: try again later
+    Py_XDECREF(tensor);
+    Py_XDECREF(parameter);
+    return false;
+  }
+  struct Named {
+    const char* name;
+    Raw raw;
+  };
+  const Named named[] = {{"float32", Raw::F32}, {"float64", Raw::F64}, {"float16", Raw::F16},
+                         {"bfloat16", Raw(fm::scalar_code_of_logit(fm::kBF16))},
+                         {"int64", Raw::I64}, {"int32", Raw::I32}, {"int16", Raw::I16}, {"int8", Raw::I8},
+                         {"uint8", Raw::U8}, {"uint16", Raw::U16}, {"uint32", Raw::U32}, {"uint64", Raw::U64},
+                         {"bool", Raw::Bool}};
+  for (const Named& n : named) {
+    PyObject* dt = PyObject_GetAttrString(torch, n.name);  // kept for the life of the process
+    if (dt == nullptr) {
+      PyErr_Clear();  // older torch without uint16/32/64
+      continue;
+    }
+    const bool floating = n.raw == Raw::F16 || n.raw == Raw::F32 || n.raw == Raw::F64 ||
+                          int(n.raw) == fm::scalar_code_of_logit(fm::kBF16);
+    g_torch.dtypes.push_back({dt, n.raw, !floating});
+  }
+  g_torch.tensor = reinterpret_cast<PyTypeObject*>(tensor);
+  g_torch.parameter = reinterpret_cast<PyTypeObject*>(parameter);
+  g_torch.s_is_cuda = PyUnicode_InternFromString("is_cuda");
+  g_torch.s_is_cpu = PyUnicode_InternFromString("is_cpu");
+  g_torch.s_is_neg = PyUnicode_InternFromString("is_neg");
+  g_torch.s_data_ptr = PyUnicode_InternFromString("data_ptr");
+  g_torch.s_is_complex = PyUnicode_InternFromString("is_complex");
+  g_torch.ready = true;
+  return true;
+}
+
+// 1 if getattr(o, name) is True, 0 if not, -1 when it cannot be read (exception cleared).
+int attr_true(PyObject* o, PyObject* name) {
+  PyObject* v = PyObject_GetAttr(o, name);
+  if (v == nullptr) {
+    PyErr_Clear();
+    return -1;
+  }
+  int truth = PyObject_IsTrue(v);
+  Py_DECREF(v);
+  if (truth < 0) PyErr_Clear();
+  return truth;
+}
+
+// Reads a torch tensor (true) or says it is not one (false). 0-d CPU tensors of the plain
+// Tensor/Parameter types are read in place through data_ptr() (after ruling out the negative
+// bit, whose memory holds the un-negated value); CUDA ones are Device; other 0-d tensors
+// (subclasses, other devices, quantized) go through float(). Never leaves an exception set.
+bool read_torch_tensor(PyObject* o, ScalarRead& r) {
+  PyTypeObject* t = Py_TYPE(o);
+  if (!torch_ready() || !PyType_IsSubtype(t, g_torch.tensor)) return false;
+  if (ndim_of(o) != 0) {
+    r.kind = ScalarKind::NotScalar;
+    return true;
+  }
+  if (attr_true(o, g_torch.s_is_cuda) == 1) {
+    r.kind = ScalarKind::Device;
+    return true;
+  }
+  PyObject* dt = PyObject_GetAttr(o, g.s_dtype);
+  if (dt == nullptr) PyErr_Clear();
+  const TorchCache::Dtype* known = nullptr;
+  for (const auto& d : g_torch.dtypes) {
+    if (d.dtype == dt) known = &d;
+  }
+  if (known == nullptr) {
+    const bool complex = dt != nullptr && attr_true(dt, g_torch.s_is_complex) == 1;
+    Py_XDECREF(dt);
+    if (complex) {
+      r.kind = ScalarKind::Bad;
+      r.why = "complex values are not supported";
+      return true;
+    }
+    read_by_float(o, r);
+    return true;
+  }
+  Py_DECREF(dt);  // the cache holds its own reference
+  if ((t == g_torch.tensor || t == g_torch.parameter) && attr_true(o, g_torch.s_is_cpu) == 1) {
+    PyObject* neg = PyObject_CallMethodNoArgs(o, g_torch.s_is_neg);
+    const int negated = neg == nullptr ? -1 : PyObject_IsTrue(neg);
+    Py_XDECREF(neg);
+    PyObject* ptr = negated == 0 ? PyObject_CallMethodNoArgs(o, g_torch.s_data_ptr) : nullptr;
+    void* p = ptr != nullptr && PyLong_Check(ptr) ? PyLong_AsVoidPtr(ptr) : nullptr;
+    Py_XDECREF(ptr);
+    if (PyErr_Occurred()) PyErr_Clear();
+    if (p != nullptr) {
+      r.kind = ScalarKind::Host;
+      r.value = read_raw(p, known->raw, false);
+      r.integer = known->integer;
+      return true;
+    }
+  }
+  read_by_float(o, r);
+  r.integer = known->integer;
+  return true;
+}
 }  // namespace
 
 void init_scalar_reader() {
@@ -357,6 +491,7 @@ ScalarRead read_scalar(PyObject* o) {
     read_by_float(o, r);
     return r;
   }
+  if (read_torch_tensor(o, r)) return r;  // before the device test: see TorchCache
   // Device arrays: accepted only when 0-d, like every other array.
   // Look on the type first: evaluating CuPy's property builds a dict.
   if (PyObject_HasAttr(reinterpret_cast<PyObject*>(Py_TYPE(o)), g.s_cai) || PyObject_HasAttr(o, g.s_cai)) {

@@ -8,7 +8,10 @@ wrong but counted; rows whose label equals ``ignore_label`` are not counted.
 import numpy as np
 
 from . import _core, _layout
+from ._interop import from_dlpack as _from_dlpack
 from ._interop import is_device_array as _is_device
+from ._interop import is_torch_tensor as _is_torch
+from ._interop import torch_host_view as _torch_host_view
 from ._interop import unwrap as _unwrap
 
 
@@ -95,11 +98,12 @@ def kernel_ready(y, t, view_of):
     return y, t, view, copied
 
 
-def host_view(y, t, ignore_label):
+def host_view(y, t, ignore_label, y_dtype=None):
     """Checked host arrays and the kernels' view of them: (y, t, y_code, t_code, view,
-    has_ignore, ignore, copied); see ``kernel_ready``."""
+    has_ignore, ignore, copied); see ``kernel_ready``. y_dtype: the scores' dtype when y
+    is a view of another one (torch bfloat16 read as int16)."""
     y, t = _host_array(y, "y"), _host_array(t, "t")
-    y_code, t_code = _layout.check_dtypes(y.dtype, t.dtype, y.shape, t.shape)
+    y_code, t_code = _layout.check_dtypes(y.dtype if y_dtype is None else y_dtype, t.dtype, y.shape, t.shape)
     _layout.check_shapes(y.shape, t.shape)
     has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
     y, t, view, copied = kernel_ready(
@@ -107,17 +111,19 @@ def host_view(y, t, ignore_label):
     return y, t, y_code, t_code, view, has_ignore, ignore, copied
 
 
-def _host_counts(y, t, ignore_label, k, out):
+def _host_counts(y, t, ignore_label, k, out, y_dtype=None):
+    """y_dtype: the scores' dtype when y is a view of another one (torch bfloat16 as int16)."""
     key = None
     if (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
             and y.flags.aligned and t.flags.aligned):
-        key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, ignore_label, k)
+        key = (y.dtype if y_dtype is None else y_dtype, y.shape, y.strides, t.dtype, t.shape, t.strides,
+               ignore_label, k)
         plan = _PLANS.get(key)
         if plan is not None:
             out = _host_out(out)
             _count_into(plan, y, t, out)
             return out
-    y, t, y_code, t_code, view, has_ignore, ignore, copied = host_view(y, t, ignore_label)
+    y, t, y_code, t_code, view, has_ignore, ignore, copied = host_view(y, t, ignore_label, y_dtype)
     out = _host_out(out)
     if copied:
         key = None  # the plan would describe the copies, not these arrays
@@ -150,7 +156,11 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
 
     numpy (or buffer-protocol) input gives a numpy result; cupy (or
     ``__cuda_array_interface__``) input gives a device result computed on the
-    current stream without a host synchronisation.
+    current stream without a host synchronisation. torch tensors (CPU or CUDA,
+    any ``requires_grad``) are read in place and give a torch int64 tensor on
+    their device; CUDA ones run on ``torch.cuda.current_stream()`` and need no
+    CuPy. Other ``__dlpack__`` producers (JAX, ...) give numpy on the host and
+    CuPy on a GPU.
     """
     if type(k) is not int or not 1 <= k <= _MAX_K:
         if isinstance(k, (tuple, list)):
@@ -160,6 +170,9 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)
     y, t = _unwrap(y), _unwrap(t)
+    if _is_torch(y) and not y.is_cuda:
+        return _torch_host_counts(y, t, ignore_label, k, out)
+    y, t = _from_dlpack(y), _from_dlpack(t)
     y_dev, t_dev = _is_device(y), _is_device(t)
     if y_dev != t_dev:
         raise ValueError("y and t must be on the same device; got y on %s and t on %s"
@@ -168,6 +181,28 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         from . import _device_accuracy
         return _device_accuracy.counts(y, t, ignore_label, k, out)
     return _host_counts(y, t, ignore_label, k, out)
+
+
+def _torch_host_counts(y, t, ignore_label, k, out):
+    """CPU tensors through numpy views of their memory: same plans, same kernels."""
+    y_view, y_dtype = _torch_host_view(y)
+    if _is_torch(t):
+        if t.is_cuda:
+            raise ValueError("y and t must be on the same device; got y on the host and t on %s" % t.device)
+        t_view = _torch_host_view(t)[0]
+    else:
+        t_view = _from_dlpack(t)
+    import torch  # already imported: y is a tensor
+
+    if out is None:
+        return torch.from_numpy(_host_counts(y_view, t_view, ignore_label, k, None, y_dtype))
+    if _is_torch(out):
+        if out.device.type != "cpu" or out.dtype != torch.int64:
+            raise ValueError("out must be an int64 tensor of shape (2,) on the host; got dtype %s on %s"
+                             % (out.dtype, out.device))
+        _host_counts(y_view, t_view, ignore_label, k, out.numpy(), y_dtype)  # adds in place
+        return out
+    return _host_counts(y_view, t_view, ignore_label, k, out, y_dtype)
 
 
 def accuracy(y, t, ignore_label=None):
@@ -182,8 +217,8 @@ def accuracy(y, t, ignore_label=None):
     gives NaN, as in Chainer. A float ``ignore_label`` behaves as Chainer's does
     (see ``chainer_ignore_label``); ``accuracy_counts`` wants an integer.
     """
-    y = _unwrap(y)
-    if not (_is_device(y) or isinstance(y, np.ndarray)):
+    y = _from_dlpack(_unwrap(y))
+    if not (_is_torch(y) or _is_device(y) or isinstance(y, np.ndarray)):
         y = _host_array(y, "y")  # buffer-protocol input has no .dtype
     return accuracy_from_counts(accuracy_counts(y, t, chainer_ignore_label(ignore_label)), y.dtype, ignore_label)
 
@@ -212,6 +247,15 @@ def accuracy_from_counts(counts, dtype, ignore_label=None):
     Device counts give a device result without a host synchronisation.
     """
     empty_value = 0.0 if ignore_label is not None else float("nan")
+    if _is_torch(counts):
+        import torch
+
+        if counts.is_cuda:  # stays on the device: no synchronisation
+            total = counts[1]
+            value = counts[0].double() / total.clamp(min=1).double()
+            return torch.where(total == 0, empty_value, value).to(dtype)
+        correct, total = (int(v) for v in counts.tolist())
+        return torch.tensor(correct / total if total else empty_value, dtype=dtype)
     if _is_device(counts):
         import cupy
         total = counts[1]

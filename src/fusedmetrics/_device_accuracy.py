@@ -10,7 +10,7 @@ in a CUDA graph.
 import numpy as np
 
 from . import _layout
-from ._interop import cuda_module, describe, is_device_array, require_cupy
+from ._interop import cuda_module, describe, is_device_array, is_torch_tensor, require_cupy, torch_readable
 
 # As for the host plans in _accuracy: a training loop repeats a few call shapes.
 _PLANS = {}
@@ -52,18 +52,35 @@ def _out_ptr(out, device_id):
 
 def counts(y, t, ignore_label, k, out):
     """Adds [correct, total] of device scores y against device labels t into out
-    (a zeroed counter on y's stream when out is None); returns out."""
+    (a zeroed counter on y's stream when out is None); returns out.
+
+    torch tensors need no CuPy: the counter is a torch tensor, allocated and zeroed
+    on torch's current stream, which is also the launch stream."""
+    torch_in = is_torch_tensor(y)
+    if torch_in:
+        y = torch_readable(y)
+    if is_torch_tensor(t):
+        t = torch_readable(t)
     yd, td = describe(y), describe(t)
     if yd.device_id != td.device_id:
         raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
                          % (yd.device_id, td.device_id))
     plan = _plan(yd, td, ignore_label, k)
     if isinstance(plan, _layout.View):  # axes that cannot be walked as one: copy, then count
+        if torch_in or is_torch_tensor(t):
+            y = y.contiguous() if plan.y_contiguous_copy else y
+            t = t.contiguous() if plan.t_contiguous_copy else t
+            return counts(y, t, ignore_label, k, out)
         cupy = require_cupy()
         y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
         t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
         return counts(y, t, ignore_label, k, out)
-    if out is None:
+    if out is None and torch_in:
+        import torch
+
+        out = torch.zeros(2, dtype=torch.int64, device=y.device)
+        out_ptr = out.data_ptr()
+    elif out is None:
         out = _zeros_counter(yd.device_id, yd.stream_ptr)
         out_ptr = out.data.ptr
     else:

@@ -3,13 +3,68 @@
 Nothing on the ``add`` path synchronises with the host (no ``.get()``, no
 ``int()``/``float()`` of a device value, no allocation once the table is large
 enough), so a caller can capture it in a CUDA graph.
+
+The table lives in the framework of the first device value: CuPy for CuPy (and
+other ``__cuda_array_interface__``) values, torch for torch CUDA tensors, whose
+users need no CuPy; launches go to that framework's current stream.
 """
+import sys
+
 import numpy as np
 
 from ._dtypes import scalar_code
-from ._interop import cuda_module, current_stream_ptr, describe, is_device_array, require_cupy
+from ._interop import (cuda_module, current_stream_ptr, describe, is_device_array, is_torch_tensor, require_cupy,
+                       torch_readable)
 
 __all__ = ["DeviceMomentStore"]
+
+
+class _CupyTables:
+    """Allocation, pointers and the stream of CuPy tables."""
+
+    def __init__(self, device_id):
+        self.cupy = require_cupy()
+        self.device_id = device_id
+
+    def zeros(self, shape):
+        with self.cupy.cuda.Device(self.device_id):
+            return self.cupy.zeros(shape, dtype=self.cupy.float64)
+
+    def upload(self, array):
+        with self.cupy.cuda.Device(self.device_id):
+            return self.cupy.asarray(array)
+
+    def ptr(self, array):
+        return array.data.ptr
+
+    def stream(self):
+        return current_stream_ptr(self.cupy, self.device_id)
+
+    def to_host(self, array):
+        return array.get()
+
+
+class _TorchTables:
+    """The same for torch tensors: torch's caching allocator and current stream."""
+
+    def __init__(self, device_id):
+        self.torch = sys.modules["torch"]
+        self.device = self.torch.device("cuda", device_id)
+
+    def zeros(self, shape):
+        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def upload(self, array):
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def ptr(self, array):
+        return array.data_ptr()
+
+    def stream(self):
+        return self.torch.cuda.current_stream(self.device).cuda_stream
+
+    def to_host(self, array):
+        return array.cpu().numpy()
 
 
 class DeviceMomentStore:
@@ -27,30 +82,38 @@ class DeviceMomentStore:
     (host weights are still checked and raise ValueError).
     """
 
-    def __init__(self, device_id):
+    def __init__(self, device_id, framework="cupy"):
         self.device_id = int(device_id)
-        self._state = None  # cupy float64 (capacity, 3)
+        self.framework = framework
+        self._tables = None  # made on first use: CuPy is imported only then
+        self._state = None  # float64 (capacity, 3) CuPy array or torch tensor
         self._capacity = 0
+
+    @classmethod
+    def for_value(cls, value):
+        """A store in value's framework, on its device."""
+        return cls(describe(value).device_id, "torch" if is_torch_tensor(value) else "cupy")
+
+    def _backend(self):
+        if self._tables is None:
+            self._tables = (_TorchTables if self.framework == "torch" else _CupyTables)(self.device_id)
+        return self._tables
 
     @property
     def capacity(self) -> int:
         return self._capacity
 
-    def _stream_ptr(self, cupy):
-        return current_stream_ptr(cupy, self.device_id)
-
-    def _grow(self, cupy, needed):
+    def _grow(self, needed):
         capacity = max(16, 2 * self._capacity, needed)
-        with cupy.cuda.Device(self.device_id):
-            table = cupy.zeros((capacity, 3), dtype=cupy.float64)
-            if self._state is not None:
-                table[: self._capacity] = self._state
+        table = self._backend().zeros((capacity, 3))
+        if self._state is not None:
+            table[: self._capacity] = self._state  # a stream-ordered device copy
         self._state = table
         self._capacity = capacity
 
     def _operand(self, value, what, index):
         """(ptr, scalar code) of a one-element device array on this store's device."""
-        info = describe(value)
+        info = describe(torch_readable(value) if is_torch_tensor(value) else value)
         ptr, dev, dtype, size = info.ptr, info.device_id, info.dtype, info.size
         if size != 1:
             raise ValueError(f"{what}[{index}] must be a scalar (one element), got {size} elements")
@@ -78,7 +141,7 @@ class DeviceMomentStore:
             )
         if n == 0:
             return
-        cupy = require_cupy()
+        tables = self._backend()
         slots = [int(s) for s in slots]
         if min(slots) < 0:
             raise ValueError(f"slots must be >= 0, got {min(slots)}")
@@ -102,41 +165,40 @@ class DeviceMomentStore:
                 w_consts.append(wf)
         needed = max(slots) + 1
         if needed > self._capacity:
-            self._grow(cupy, needed)
+            self._grow(needed)
         cuda_module().summary_update(
             slots, x_ptrs, x_codes, w_ptrs, w_codes, w_consts,
-            self._state.data.ptr, self.device_id, self._stream_ptr(cupy), self._capacity,
+            tables.ptr(self._state), self.device_id, tables.stream(), self._capacity,
         )
 
     def statistics(self, slots, host_moments):
-        """(means, stds) as CuPy float64 arrays of len(slots): the Chan merge of
+        """(means, stds) as float64 device arrays (CuPy or torch) of len(slots): the Chan merge of
         host_moments[i] (numpy (len, 3) [W, mean, M2], zeros where a key has no host
         part) with the device state of slots[i]; population std, variance clamped at
         0. One small upload and one launch; no synchronisation. A slot at or beyond
         the capacity has no device part (its device state counts as zeros)."""
-        cupy = require_cupy()
+        tables = self._backend()
         n = len(slots)
         host = np.ascontiguousarray(host_moments, dtype=np.float64).reshape(n, 3)
         slot_arr = np.asarray(slots, dtype=np.int64).reshape(n)
         if n and slot_arr.min() < 0:
             raise ValueError(f"slots must be >= 0, got {int(slot_arr.min())}")
-        with cupy.cuda.Device(self.device_id):
-            means = cupy.empty(n, dtype=cupy.float64)
-            stds = cupy.empty(n, dtype=cupy.float64)
-            if n == 0:
-                return means, stds
-            if self._capacity == 0 or slot_arr.max() >= self._capacity:
-                self._grow(cupy, int(slot_arr.max()) + 1)  # missing device parts read as zeros
-            d_slots = cupy.asarray(slot_arr)
-            d_host = cupy.asarray(host)
-            cuda_module().summary_statistics(
-                self._state.data.ptr, self._capacity, d_slots.data.ptr, d_host.data.ptr, n,
-                means.data.ptr, stds.data.ptr, self.device_id, self._stream_ptr(cupy),
-            )
+        out = tables.zeros((2, n))  # one allocation: row 0 means, row 1 stds
+        means, stds = out[0], out[1]
+        if n == 0:
+            return means, stds
+        if self._capacity == 0 or slot_arr.max() >= self._capacity:
+            self._grow(int(slot_arr.max()) + 1)  # missing device parts read as zeros
+        d_slots = tables.upload(slot_arr)
+        d_host = tables.upload(host)
+        cuda_module().summary_statistics(
+            tables.ptr(self._state), self._capacity, tables.ptr(d_slots), tables.ptr(d_host), n,
+            tables.ptr(means), tables.ptr(stds), self.device_id, tables.stream(),
+        )
         return means, stds
 
     def to_host(self):
         """numpy float64 (capacity, 3) copy of the table. Synchronises (serialize, state_dict, merge only)."""
         if self._state is None:
             return np.zeros((0, 3), dtype=np.float64)
-        return self._state.get()
+        return self._backend().to_host(self._state)

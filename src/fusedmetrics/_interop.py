@@ -1,13 +1,16 @@
 """Reading arrays from other libraries: the one place that knows their protocols.
 
-Today that is ``__cuda_array_interface__`` (CuPy, Numba, PyTorch CUDA tensors, ...)
-and ``chainer.Variable``; a DLPack or torch reader belongs here too, beside
-``describe``, so that the kernels' callers keep seeing one ``DeviceArray``.
+Taken: numpy and the buffer protocol, ``__cuda_array_interface__`` (CuPy, Numba,
+...), torch tensors (CPU or CUDA, read in place through ``detach()``, so
+``requires_grad`` is never an error), other ``__dlpack__`` producers (JAX,
+numpy, CuPy) and ``chainer.Variable``. The kernels' callers see a numpy array on
+the host or one ``DeviceArray`` on a GPU.
 
-CuPy is optional and imported lazily: this module imports without it, and
-``describe`` works on any object with ``__cuda_array_interface__``.
+CuPy and torch are optional and never imported here: torch is recognised only
+once the caller has imported it (``sys.modules``), and torch users need no CuPy.
 
 Streams. Kernels run on the stream where the inputs were produced:
+- torch tensors: ``torch.cuda.current_stream()`` of the tensor's device;
 - CuPy arrays: CuPy's current stream of the array's device;
 - other ``__cuda_array_interface__`` objects: the interface's ``stream`` entry when
   it is given (1 = legacy default stream, 2 = per-thread default stream, else a
@@ -21,15 +24,21 @@ import sys
 import numpy as np
 
 __all__ = [
+    "BFLOAT16",
     "DeviceArray",
     "cuda_module",
     "current_stream_ptr",
     "describe",
+    "from_dlpack",
     "is_cupy_array",
     "is_device_array",
+    "is_torch_tensor",
     "loaded_cupy",
+    "loaded_torch",
     "require_cupy",
     "to_host",
+    "torch_host_view",
+    "torch_readable",
     "unwrap",
 ]
 
@@ -44,8 +53,106 @@ def unwrap(x):
 
 
 def is_device_array(obj) -> bool:
-    """True when obj exposes ``__cuda_array_interface__`` (CuPy, Numba, PyTorch CUDA tensors, ...)."""
+    """True for a CUDA torch tensor or an object exposing ``__cuda_array_interface__``
+    (CuPy, Numba, ...). torch is asked directly: its interface raises RuntimeError on
+    tensors that require grad."""
+    if is_torch_tensor(obj):
+        return obj.is_cuda
     return hasattr(obj, "__cuda_array_interface__")
+
+
+def loaded_torch():
+    """torch if it is already imported, else None (never imports it)."""
+    return sys.modules.get("torch")
+
+
+def is_torch_tensor(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+class _NamedDtype:
+    """A dtype numpy lacks (bfloat16 without ml_dtypes): what the dtype table needs."""
+
+    __slots__ = ("name", "itemsize", "kind")
+
+    def __init__(self, name, itemsize, kind):
+        self.name, self.itemsize, self.kind = name, itemsize, kind
+
+    def __eq__(self, other):
+        return getattr(other, "name", other) == self.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __repr__(self):
+        return self.name
+
+    isnative = True
+
+
+BFLOAT16 = _NamedDtype("bfloat16", 2, "V")
+_TORCH_DTYPES = {}  # torch.dtype -> numpy dtype (or BFLOAT16)
+
+
+def _numpy_dtype_of_torch(tdtype):
+    dtype = _TORCH_DTYPES.get(tdtype)
+    if dtype is None:
+        name = str(tdtype).rpartition(".")[2]  # 'torch.float32' -> 'float32'
+        if name == "bfloat16":
+            ml_dtypes = sys.modules.get("ml_dtypes")
+            dtype = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else BFLOAT16
+        else:
+            try:
+                dtype = np.dtype("bool" if name == "bool" else name)
+            except TypeError:
+                raise TypeError(f"torch dtype {tdtype} has no numpy equivalent") from None
+        _TORCH_DTYPES[tdtype] = dtype
+    return dtype
+
+
+def torch_readable(t):
+    """t detached, with a pending negation or conjugation applied (their data pointer
+    holds the un-negated values). detach() shares the storage: no copy, no autograd."""
+    t = t.detach()
+    if t.is_neg() or t.is_conj():
+        t = t.resolve_conj().resolve_neg()
+    return t
+
+
+def torch_host_view(t):
+    """(numpy view of a CPU tensor's memory, its dtype for the kernels).
+
+    bfloat16 has no numpy dtype without ml_dtypes: the view is int16 and the dtype
+    ``BFLOAT16``, which the dtype table reads as bfloat16."""
+    if t.is_cuda:
+        raise ValueError(f"expected a CPU tensor; got one on {t.device}")
+    try:  # detach() costs ~1 us: only when numpy() would refuse
+        array = (t.detach() if t.requires_grad else t).numpy()
+    except (RuntimeError, TypeError):  # neg/conj bit, bfloat16, another device (meta, mps)
+        if t.device.type != "cpu":
+            raise ValueError(f"expected a CPU tensor; got one on {t.device}") from None
+        t = torch_readable(t)
+        torch = sys.modules["torch"]
+        if t.dtype is torch.bfloat16:
+            return t.view(torch.int16).numpy(), _numpy_dtype_of_torch(t.dtype)
+        array = t.numpy()
+    return array, array.dtype
+
+
+def from_dlpack(obj):
+    """A numpy (host) or CuPy (device) array for any other ``__dlpack__`` producer
+    (JAX, ...), without a copy; objects already readable are returned as is."""
+    if (isinstance(obj, np.ndarray) or is_torch_tensor(obj) or not hasattr(obj, "__dlpack__")
+            or hasattr(obj, "__cuda_array_interface__")):
+        return obj
+    try:
+        device_type = int(obj.__dlpack_device__()[0])
+    except Exception:  # noqa: BLE001 - no device query: try the host
+        device_type = 1
+    if device_type in (1, 3):  # kDLCPU, kDLCUDAHost
+        return np.from_dlpack(obj)
+    return require_cupy().from_dlpack(obj)
 
 
 def loaded_cupy():
@@ -80,6 +187,8 @@ def cuda_module():
 
 def to_host(x):
     """A numpy copy of a device array (synchronises: never on a hot path)."""
+    if is_torch_tensor(x):
+        return x.detach().cpu().numpy()
     get = getattr(x, "get", None)  # cupy.ndarray
     if callable(get):
         return get()
@@ -182,6 +291,8 @@ def describe(obj) -> DeviceArray:
     one, else the owner of the pointer (cudaPointerGetAttributes), else CuPy's
     current device if CuPy is imported, else 0. Stream: see the module docstring.
     """
+    if is_torch_tensor(obj):
+        return _describe_torch(obj)
     if is_cupy_array(obj):
         device_id = obj.device.id
         return DeviceArray(obj.data.ptr, obj.shape, obj.strides, obj.dtype, device_id,
@@ -206,3 +317,16 @@ def describe(obj) -> DeviceArray:
             except Exception:  # noqa: BLE001 - CuPy without a driver: legacy default stream
                 stream = 0
     return DeviceArray(ptr, shape, strides, dtype, device_id, int(stream))
+
+
+def _describe_torch(t):
+    """A CUDA tensor in place; the stream is torch's current stream of its device.
+    Callers pass ``torch_readable(t)`` when t may carry a neg/conj bit."""
+    if not t.is_cuda:
+        raise TypeError(f"expected a CUDA tensor; got one on {t.device}")
+    dtype = _numpy_dtype_of_torch(t.dtype)
+    itemsize = t.element_size()
+    device_id = t.get_device()
+    stream = sys.modules["torch"].cuda.current_stream(device_id).cuda_stream
+    return DeviceArray(t.data_ptr(), tuple(t.shape), tuple(s * itemsize for s in t.stride()), dtype,
+                       device_id, int(stream))

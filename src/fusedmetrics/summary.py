@@ -14,7 +14,7 @@ Where we deliberately differ from Chainer:
 * Host means and stds are ``numpy.float64`` (Chainer returns a Python float for
   Python-number inputs; ``numpy.float64`` is a float subclass, so ``float()`` and
   ``json`` behave the same). Device keys give 0-d float64 CuPy arrays (Chainer:
-  arrays of the input dtype).
+  arrays of the input dtype); torch CUDA values give 0-d float64 torch tensors.
 * Zero weights are skipped and create no entry (Chainer creates an entry whose
   mean is 0/0). Negative, NaN and infinite weights raise ``ValueError``
   (Chainer accumulates them). Complex values raise ``TypeError`` naming the key
@@ -50,7 +50,7 @@ Where we deliberately differ from Chainer:
 import numpy
 
 from . import _core, _snapshot
-from ._interop import describe, is_device_array
+from ._interop import describe, is_device_array, is_torch_tensor
 
 __all__ = ["Summary", "DictSummary"]
 
@@ -76,7 +76,7 @@ class _SummaryBase:
 
             values = [_as_device_value(v, weights[i]) for i, v in enumerate(values)]
             if self._store is None:
-                self._store = DeviceMomentStore(describe(values[0]).device_id)
+                self._store = DeviceMomentStore.for_value(values[0])
             self._store.add(slots, values, weights)
         except BaseException:
             self._state.discard_pending()
@@ -108,6 +108,10 @@ def _as_device_value(value, weight):
     copied to that weight's device (rare: Chainer would compute on the device too)."""
     if is_device_array(value):
         return value
+    if is_torch_tensor(weight):
+        import torch  # already imported: weight is a tensor
+
+        return torch.tensor(float(value), dtype=torch.float64, device=weight.device)
     import cupy
 
     # describe() finds the device of any __cuda_array_interface__ weight; a

@@ -14,7 +14,10 @@ import pytest
 import fusedmetrics
 from fusedmetrics import DictSummary, Summary
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# The folder holding the fusedmetrics this process imported (src/ in a developer
+# checkout, site-packages when the tests run against an installed build), so the
+# child processes import the same build.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(fusedmetrics.__file__)))
 
 
 class Yielding:

@@ -9,6 +9,8 @@ once per usable CPU ISA and once on ``cuda`` (marked ``gpu``, so skipped above w
 GPU), with the same assertions. Host-only behaviours (buffer protocol, misaligned or
 byte-swapped host memory, thread pools) take ``isa`` instead.
 """
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -57,23 +59,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=_NO_GPU))
 
 
+@contextlib.contextmanager
+def _active_isa(name):
+    before = _core.active_isa()
+    assert _core.set_active_isa(name)
+    try:
+        yield
+    finally:
+        _core.set_active_isa(before)
+
+
 @pytest.fixture(params=_core.usable_isas())
 def isa(request):
     """Each CPU instruction set this machine can run, made the active one for the test."""
-    before = _core.active_isa()
-    assert _core.set_active_isa(request.param)
-    yield request.param
-    _core.set_active_isa(before)
+    with _active_isa(request.param):
+        yield request.param
 
 
 class Backend:
     """Where a backend-parametrized test runs: a CPU ISA (made active) or ``cuda``.
 
     ``asarray`` moves numpy inputs to the backend's arrays and ``asnumpy`` brings results
-    back, so one test body asserts on numpy values either way; ``backend.accuracy_counts(y,
-    t, ...)`` (any fusedmetrics function of (y, t, ...)) does both around the call. Device copies are
-    contiguous: layout tests (strides, broadcasting) stay on the CPU ISAs, and the GPU's
-    own strided views are tested in test_accuracy_gpu.py.
+    back, so one test body asserts on numpy values either way. ``backend.accuracy_counts(y,
+    t, ...)``, and any other fusedmetrics function of (y, t, ...), does both around the call.
+    Device copies are contiguous: layout tests (strides, broadcasting) stay on the CPU ISAs,
+    and the GPU's own strided views are tested in test_accuracy_gpu.py.
     """
 
     def __init__(self, name):
@@ -103,6 +113,8 @@ class Backend:
         return self.asnumpy(fn(self.asarray(y), self.asarray(t), *args, **kwargs))
 
     def __getattr__(self, name):  # backend.confusion_matrix(y, t, C) and the like
+        if name.startswith("_"):  # dunder probes (copy, pickle, pytest) are not ours
+            raise AttributeError(name)
         fn = getattr(fusedmetrics, name)
         return lambda y, t, *args, **kwargs: self.run(fn, y, t, *args, **kwargs)
 
@@ -116,7 +128,5 @@ def backend(request):
     if request.param == "cuda":
         yield Backend("cuda")
         return
-    before = _core.active_isa()
-    assert _core.set_active_isa(request.param)
-    yield Backend(request.param)
-    _core.set_active_isa(before)
+    with _active_isa(request.param):
+        yield Backend(request.param)

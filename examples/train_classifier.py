@@ -11,7 +11,6 @@ full one).
     python examples/train_classifier.py --device @cupy:0     # GPU
     mpiexec -n 2 python examples/train_classifier.py --multi-node
 """
-import argparse
 import sys
 
 import numpy
@@ -19,12 +18,13 @@ import numpy
 import chainer
 import chainer.functions as F
 import chainer.links as L
-from chainer import training
 from chainer.training import extensions as chainer_extensions
 
 from fusedmetrics import extensions
 from fusedmetrics.datasets import train_test
 from fusedmetrics.links import Classifier
+
+from _common import example_parser, make_trainer
 
 
 class MLP(chainer.Chain):
@@ -42,16 +42,8 @@ class MLP(chainer.Chain):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--device', '-d', default='-1',
-                   help="device specifier: -1 or @numpy (CPU), @cupy:0 (GPU)")
-    p.add_argument('--epoch', '-e', type=int, default=5)
-    p.add_argument('--batchsize', '-b', type=int, default=64)
+    p = example_parser(__doc__, epoch=5, batchsize=64, n_train=4000, n_test=1003)
     p.add_argument('--unit', '-u', type=int, default=64)
-    p.add_argument('--n-train', type=int, default=4000)
-    p.add_argument('--n-test', type=int, default=1003)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', '-o', default='result')
     p.add_argument('--progress-bar', action='store_true',
                    help="show the evaluator's progress bar")
     p.add_argument('--multi-node', action='store_true',
@@ -107,13 +99,7 @@ def main(argv=None):
         optimizer = chainermn.create_multi_node_optimizer(optimizer, comm)
     optimizer.setup(model)
 
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize)
-    test_iter = chainer.iterators.SerialIterator(
-        test, args.batchsize, repeat=False, shuffle=False)
-
-    updater = training.updaters.StandardUpdater(
-        train_iter, optimizer, device=device)
-    trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
+    trainer, test_iter = make_trainer(args, train, test, optimizer, device)
 
     evaluator = extensions.Evaluator(test_iter, model, device=device,
                                      progress_bar=args.progress_bar)

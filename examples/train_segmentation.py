@@ -10,7 +10,6 @@ counted into one confusion matrix as the label maps arrive (none are kept).
     python examples/train_segmentation.py                      # CPU, well under a minute
     python examples/train_segmentation.py --device @cupy:0     # GPU
 """
-import argparse
 import sys
 
 import numpy
@@ -18,10 +17,11 @@ import numpy
 import chainer
 import chainer.functions as F
 import chainer.links as L
-from chainer import training
 from chainer.training import extensions as chainer_extensions
 
 from fusedmetrics import extensions
+
+from _common import example_parser, make_trainer
 
 LABEL_NAMES = ('background', 'red', 'green', 'blue')
 
@@ -79,16 +79,8 @@ class PixelLoss(chainer.Chain):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--device', '-d', default='-1',
-                   help='device specifier: -1 or @numpy (CPU), @cupy:0 (GPU)')
-    p.add_argument('--epoch', '-e', type=int, default=4)
-    p.add_argument('--batchsize', '-b', type=int, default=16)
+    p = example_parser(__doc__, epoch=4, batchsize=16, n_train=192, n_test=61)
     p.add_argument('--size', type=int, default=24, help='image side in pixels')
-    p.add_argument('--n-train', type=int, default=192)
-    p.add_argument('--n-test', type=int, default=61)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', '-o', default='result')
     return p.parse_args(argv)
 
 
@@ -106,12 +98,7 @@ def main(argv=None):
     optimizer = chainer.optimizers.Adam(alpha=0.01)
     optimizer.setup(model)
 
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize)
-    test_iter = chainer.iterators.SerialIterator(
-        test, args.batchsize, repeat=False, shuffle=False)
-    updater = training.updaters.StandardUpdater(
-        train_iter, optimizer, device=device)
-    trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
+    trainer, test_iter = make_trainer(args, train, test, optimizer, device)
 
     # The same call as ChainerCV's; the target is the net with predict().
     trainer.extend(extensions.SemanticSegmentationEvaluator(

@@ -1,11 +1,20 @@
-"""Shared test setup: the one GPU switch.
+"""Shared test setup: the one GPU switch and the backend fixtures.
 
 Tests that need a GPU are marked ``gpu`` and skipped here, in one place, unless CuPy,
 a device and the CUDA kernels are all there. GPU test modules take ``cupy`` from this
 file (None without CuPy) so that they import everywhere.
+
+A test of a kernel rule that both backends promise takes the ``backend`` fixture: it runs
+once per usable CPU ISA and once on ``cuda`` (marked ``gpu``, so skipped above without a
+GPU), with the same assertions. Host-only behaviours (buffer protocol, misaligned or
+byte-swapped host memory, thread pools) take ``isa`` instead.
 """
+import contextlib
+
+import numpy as np
 import pytest
 
+import fusedmetrics
 from fusedmetrics import _core
 
 try:
@@ -50,10 +59,74 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=_NO_GPU))
 
 
+@contextlib.contextmanager
+def _active_isa(name):
+    before = _core.active_isa()
+    assert _core.set_active_isa(name)
+    try:
+        yield
+    finally:
+        _core.set_active_isa(before)
+
+
 @pytest.fixture(params=_core.usable_isas())
 def isa(request):
     """Each CPU instruction set this machine can run, made the active one for the test."""
-    before = _core.active_isa()
-    assert _core.set_active_isa(request.param)
-    yield request.param
-    _core.set_active_isa(before)
+    with _active_isa(request.param):
+        yield request.param
+
+
+class Backend:
+    """Where a backend-parametrized test runs: a CPU ISA (made active) or ``cuda``.
+
+    ``asarray`` moves numpy inputs to the backend's arrays and ``asnumpy`` brings results
+    back, so one test body asserts on numpy values either way. ``backend.accuracy_counts(y,
+    t, ...)``, and any other fusedmetrics function of (y, t, ...), does both around the call.
+    Device copies are contiguous: layout tests (strides, broadcasting) stay on the CPU ISAs,
+    and the GPU's own strided views are tested in test_accuracy_gpu.py.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.is_cuda = name == "cuda"
+        self.xp = cupy if self.is_cuda else np
+
+    def asarray(self, a):
+        if not self.is_cuda:
+            return a
+        try:
+            return cupy.asarray(a)
+        except Exception:  # noqa: BLE001 - e.g. bfloat16, which not every CuPy has
+            if getattr(a, "dtype", None) is not None and np.dtype(a.dtype).name == "bfloat16":
+                pytest.skip("this CuPy does not support bfloat16")
+            raise
+
+    def asnumpy(self, a):
+        if self.is_cuda:
+            assert isinstance(a, cupy.ndarray), type(a)  # device in, device out
+            return cupy.asnumpy(a)
+        assert isinstance(a, np.ndarray), type(a)
+        return a
+
+    def run(self, fn, y, t, *args, **kwargs):
+        """fn(y, t, ...) on the backend's copies of y and t, the result as numpy."""
+        return self.asnumpy(fn(self.asarray(y), self.asarray(t), *args, **kwargs))
+
+    def __getattr__(self, name):  # backend.confusion_matrix(y, t, C) and the like
+        if name.startswith("_"):  # dunder probes (copy, pickle, pytest) are not ours
+            raise AttributeError(name)
+        fn = getattr(fusedmetrics, name)
+        return lambda y, t, *args, **kwargs: self.run(fn, y, t, *args, **kwargs)
+
+    def __repr__(self):
+        return self.name
+
+
+@pytest.fixture(params=list(_core.usable_isas()) + [pytest.param("cuda", marks=pytest.mark.gpu)])
+def backend(request):
+    """Each usable CPU ISA (made the active one) and, where a GPU is usable, ``cuda``."""
+    if request.param == "cuda":
+        yield Backend("cuda")
+        return
+    with _active_isa(request.param):
+        yield Backend(request.param)

@@ -1,6 +1,16 @@
 """Independent references for the accuracy tests: numpy in float64, by sorting."""
 import numpy as np
 
+# The dtypes the kernel tests sweep: every logit dtype (bfloat16 where ml_dtypes is
+# installed) and every label dtype.
+FLOATS = [np.float16, np.float32, np.float64]
+try:
+    import ml_dtypes
+    FLOATS.append(ml_dtypes.bfloat16)
+except ImportError:
+    pass
+LABELS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
 
 def to_float64(y):
     """Scores as float64 (exact for every float dtype we accept, bfloat16 included).

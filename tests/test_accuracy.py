@@ -1,4 +1,4 @@
-"""accuracy_counts / accuracy on the CPU against numpy float64 references."""
+"""accuracy_counts / accuracy on every backend (each CPU ISA, cuda) against numpy float64 references."""
 import os
 import signal
 import time
@@ -9,16 +9,9 @@ import pytest
 import fusedmetrics as fm
 from fusedmetrics import _core
 
-from reference import argmax_counts, top_k_counts
+from reference import FLOATS, LABELS, argmax_counts, top_k_counts
 
 ISAS = _core.usable_isas()
-FLOATS = [np.float16, np.float32, np.float64]
-try:
-    import ml_dtypes
-    FLOATS.append(ml_dtypes.bfloat16)
-except ImportError:  # bfloat16 is tested where ml_dtypes is installed
-    pass
-LABELS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 1.0, 2.0, -1.0])
 
 
@@ -42,34 +35,34 @@ def labels_for(rng, shape, C, dtype, out_of_range=True):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("C", [1, 2, 3, 7, 8, 10, 15, 16, 17, 31, 33, 64, 100, 257, 1000])
-def test_matches_sort_reference_all_dtypes(isa, dtype, C):
+def test_matches_sort_reference_all_dtypes(backend, dtype, C):
     rng = np.random.default_rng(C)
     y = adversarial_scores(rng, (97, C), dtype, levels=2)
     t = labels_for(rng, (97,), C, np.int32)
     for k in (1, 2, 5):
         for ignore in (None, -1, 0):
-            got = fm.accuracy_counts(y, t, ignore, k=k)
+            got = backend.accuracy_counts(y, t, ignore, k=k)
             np.testing.assert_array_equal(got, top_k_counts(y, t, ignore, k), err_msg="k=%d ignore=%r" % (k, ignore))
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t), argmax_counts(y, t))
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t), argmax_counts(y, t))
 
 
 @pytest.mark.parametrize("label_dtype", LABELS)
-def test_every_label_dtype(isa, label_dtype):
+def test_every_label_dtype(backend, label_dtype):
     rng = np.random.default_rng(1)
     C = 12
     y = adversarial_scores(rng, (300, C), np.float32, levels=3)
     t = labels_for(rng, (300,), C, label_dtype)
     ignore = 3
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore), top_k_counts(y, t, ignore))
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t), argmax_counts(y, t))
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t, ignore), top_k_counts(y, t, ignore))
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t), argmax_counts(y, t))
 
 
-def test_uint64_labels_beyond_int64_are_wrong_but_counted(isa):
+def test_uint64_labels_beyond_int64_are_wrong_but_counted(backend):
     y = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
     t = np.array([2 ** 64 - 1, 0], np.uint64)
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t), [1, 2])
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=2 ** 64 - 1), [1, 1])
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=-1), [1, 2])  # uint can't hold -1
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t), [1, 2])
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t, ignore_label=2 ** 64 - 1), [1, 1])
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t, ignore_label=-1), [1, 2])  # uint can't hold -1
 
 
 @pytest.mark.parametrize("y_shape,t_shape", [
@@ -82,14 +75,14 @@ def test_uint64_labels_beyond_int64_are_wrong_but_counted(isa):
     ((2, 300, 5, 3), (2, 5, 3)),
 ])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_trailing_axes(isa, y_shape, t_shape, dtype):
+def test_trailing_axes(backend, y_shape, t_shape, dtype):
     rng = np.random.default_rng(sum(y_shape))
     C = y_shape[1]
     y = adversarial_scores(rng, y_shape, dtype, levels=2)
     t = labels_for(rng, t_shape, C, np.int64)
     for ignore in (None, -1, 1):
         for k in (1, 3):
-            np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k))
+            np.testing.assert_array_equal(backend.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k))
 
 
 def strided_views(rng, dtype):
@@ -116,29 +109,29 @@ def test_strided_views(isa, dtype):
 
 
 @pytest.mark.parametrize("C", [5000, 50000])
-def test_large_class_counts(isa, C):
+def test_large_class_counts(backend, C):
     rng = np.random.default_rng(C)
     y = adversarial_scores(rng, (9, C), np.float32, special_fraction=0.0005, levels=3)
     t = rng.integers(0, C, 9)
     y[np.arange(9), t] = y.max() if not np.isnan(y).any() else y[np.arange(9), t]
     for k in (1, 10):
-        np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))
+        np.testing.assert_array_equal(backend.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))
 
 
-def test_rows_of_ties_and_nans(isa):
+def test_rows_of_ties_and_nans(backend):
     C = 37
     ties = np.ones((C, C), np.float32)
     t = np.arange(C)
-    np.testing.assert_array_equal(fm.accuracy_counts(ties, t), [1, C])  # only label 0 wins a full tie
-    np.testing.assert_array_equal(fm.accuracy_counts(ties, t, k=5), [5, C])
+    np.testing.assert_array_equal(backend.accuracy_counts(ties, t), [1, C])  # only label 0 wins a full tie
+    np.testing.assert_array_equal(backend.accuracy_counts(ties, t, k=5), [5, C])
     nans = np.full((C, C), np.nan, np.float32)
-    np.testing.assert_array_equal(fm.accuracy_counts(nans, t), [1, C])  # the first NaN wins
+    np.testing.assert_array_equal(backend.accuracy_counts(nans, t), [1, C])  # the first NaN wins
     one_nan = np.zeros((C, C), np.float32)
     one_nan[:, 20] = np.nan
-    np.testing.assert_array_equal(fm.accuracy_counts(one_nan, t), [1, C])
+    np.testing.assert_array_equal(backend.accuracy_counts(one_nan, t), [1, C])
     signed_zero = np.zeros((2, 2), np.float32)
     signed_zero[:, 0] = -0.0
-    np.testing.assert_array_equal(fm.accuracy_counts(signed_zero, np.array([0, 1])), [1, 2])
+    np.testing.assert_array_equal(backend.accuracy_counts(signed_zero, np.array([0, 1])), [1, 2])
 
 
 def test_threads_split_gives_same_counts(isa):
@@ -218,15 +211,15 @@ def test_out_may_be_an_ndarray_subclass(tmp_path):
     np.testing.assert_array_equal(out, [1, 2])
 
 
-def test_empty_and_all_ignored():
+def test_empty_and_all_ignored(backend):
     y = np.zeros((0, 3), np.float32)
     t = np.zeros((0,), np.int32)
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t), [0, 0])
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t), [0, 0])
     y = np.ones((4, 3), np.float32)
     t = np.full(4, -1, np.int32)
-    np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore_label=-1), [0, 0])
-    assert fm.accuracy(y, t, ignore_label=-1) == 0.0
-    np.testing.assert_array_equal(fm.accuracy_counts(np.zeros((3, 0), np.float32), np.zeros(3, int)), [0, 3])
+    np.testing.assert_array_equal(backend.accuracy_counts(y, t, ignore_label=-1), [0, 0])
+    assert backend.accuracy(y, t, ignore_label=-1) == 0.0
+    np.testing.assert_array_equal(backend.accuracy_counts(np.zeros((3, 0), np.float32), np.zeros(3, int)), [0, 3])
 
 
 @pytest.mark.parametrize("y_shape,y_strides,t_shape", [
@@ -286,7 +279,7 @@ NAN_BITS = {
 
 @pytest.mark.parametrize("dtype", sorted(NAN_BITS, key=lambda d: np.dtype(d).itemsize))
 @pytest.mark.parametrize("C", [3, 8, 16, 30, 100])
-def test_every_nan_payload_counts_as_nan(isa, dtype, C):
+def test_every_nan_payload_counts_as_nan(backend, dtype, C):
     """Signalling, negative and smallest-payload NaNs rank like any NaN (kernels that
     work on bit patterns must classify all of them)."""
     rng = np.random.default_rng(C)
@@ -298,7 +291,7 @@ def test_every_nan_payload_counts_as_nan(isa, dtype, C):
     assert np.isnan(y[mask]).all()
     t = rng.integers(0, C, 400)
     for k in (1, 2):
-        np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))
+        np.testing.assert_array_equal(backend.accuracy_counts(y, t, k=k), top_k_counts(y, t, None, k))
 
 
 def test_misaligned_buffers(isa):
@@ -322,7 +315,7 @@ def test_misaligned_buffers(isa):
 @pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.int16, np.uint32])
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("C", [2, 4, 8])
-def test_few_classes(isa, label_dtype, dtype, C):
+def test_few_classes(backend, label_dtype, dtype, C):
     """Few classes (binary classifiers with two logits; 4 or 8 classes): dedicated
     16-rows-at-a-time kernels for contiguous rows with int32/int64 labels; ties, NaN,
     every label case, every k, rows that start and end anywhere."""
@@ -332,7 +325,7 @@ def test_few_classes(isa, label_dtype, dtype, C):
     t = labels_for(rng, (N,), C, label_dtype)
     for ignore in (None, -1, 0, 1):
         for k in (1, 2, C - 1, C):
-            np.testing.assert_array_equal(fm.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k),
+            np.testing.assert_array_equal(backend.accuracy_counts(y, t, ignore, k=k), top_k_counts(y, t, ignore, k),
                                           err_msg="ignore=%r k=%d" % (ignore, k))
     for cut in (0, 5, 16, 33):
-        np.testing.assert_array_equal(fm.accuracy_counts(y[cut:], t[cut:], -1), top_k_counts(y[cut:], t[cut:], -1))
+        np.testing.assert_array_equal(backend.accuracy_counts(y[cut:], t[cut:], -1), top_k_counts(y[cut:], t[cut:], -1))

@@ -1,6 +1,6 @@
 """Property tests: splitting a batch, top-k bounds, adversarial values."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fusedmetrics as fm
@@ -24,22 +24,18 @@ def batches(draw):
     return y, t, ignore, k, isa
 
 
-@settings(max_examples=300, deadline=None)
+# The backend stays the same across examples, so a function-scoped fixture is fine here.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches(), st.data())
-def test_split_batch_adds_up_and_matches_reference(batch, data):
-    y, t, ignore, k, isa = batch
-    before = _core.active_isa()
-    _core.set_active_isa(isa)
-    try:
-        whole = fm.accuracy_counts(y, t, ignore, k=k)
-        np.testing.assert_array_equal(whole, top_k_counts(y, t, ignore, k))
-        cut = data.draw(st.integers(0, len(t)))
-        acc = np.zeros(2, np.int64)
-        fm.accuracy_counts(y[:cut], t[:cut], ignore, k=k, out=acc)
-        fm.accuracy_counts(y[cut:], t[cut:], ignore, k=k, out=acc)
-        np.testing.assert_array_equal(acc, whole)
-    finally:
-        _core.set_active_isa(before)
+def test_split_batch_adds_up_and_matches_reference(backend, batch, data):
+    y, t, ignore, k, _ = batch  # the backend, not the drawn ISA, says where it runs
+    whole = backend.accuracy_counts(y, t, ignore, k=k)
+    np.testing.assert_array_equal(whole, top_k_counts(y, t, ignore, k))
+    cut = data.draw(st.integers(0, len(t)))
+    acc = backend.asarray(np.zeros(2, np.int64))
+    fm.accuracy_counts(backend.asarray(y[:cut]), backend.asarray(t[:cut]), ignore, k=k, out=acc)
+    fm.accuracy_counts(backend.asarray(y[cut:]), backend.asarray(t[cut:]), ignore, k=k, out=acc)
+    np.testing.assert_array_equal(backend.asnumpy(acc), whole)
 
 
 @settings(max_examples=150, deadline=None)

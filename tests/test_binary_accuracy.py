@@ -1,5 +1,5 @@
-"""binary_accuracy_counts / binary_accuracy against chainer.functions.binary_accuracy,
-and links.Classifier with accfun=F.binary_accuracy."""
+"""binary_accuracy_counts / binary_accuracy against chainer.functions.binary_accuracy (on
+every backend), and links.Classifier with accfun=F.binary_accuracy."""
 import numpy as np
 import pytest
 
@@ -13,26 +13,26 @@ SIGNED = [np.int8, np.int16, np.int32, np.int64]
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("label", SIGNED, ids=lambda d: np.dtype(d).name)
-def test_matches_chainer(dtype, label):
+def test_matches_chainer(backend, dtype, label):
     rng = np.random.default_rng(0)
     y = rng.standard_normal((13, 7)).astype(dtype)
     y[0, :4] = [np.nan, 0.0, -0.0, -np.inf]
     t = rng.integers(-1, 3, (13, 7)).astype(label)  # 2: counted, never correct
     expected = F.binary_accuracy(y, t).array
-    got = fm.binary_accuracy(y, t)
+    got = backend.binary_accuracy(y, t)
     assert got.dtype == expected.dtype and got.shape == ()
     assert got == expected
-    correct, total = fm.binary_accuracy_counts(y, t)
+    correct, total = backend.binary_accuracy_counts(y, t)
     assert total == int((t != -1).sum())
     assert correct == int(((y >= 0) == t).sum())
 
 
-def test_all_ignored_and_empty_give_zero_like_chainer():
+def test_all_ignored_and_empty_give_zero_like_chainer(backend):
     y = np.ones((4,), np.float32)
     t = -np.ones((4,), np.int32)
-    assert fm.binary_accuracy(y, t) == F.binary_accuracy(y, t).array == 0
-    np.testing.assert_array_equal(fm.binary_accuracy_counts(y, t), [0, 0])
-    assert fm.binary_accuracy(y[:0], t[:0]) == F.binary_accuracy(y[:0], t[:0]).array
+    assert backend.binary_accuracy(y, t) == F.binary_accuracy(y, t).array == 0
+    np.testing.assert_array_equal(backend.binary_accuracy_counts(y, t), [0, 0])
+    assert backend.binary_accuracy(y[:0], t[:0]) == F.binary_accuracy(y[:0], t[:0]).array
 
 
 def test_out_accumulates_and_errors():

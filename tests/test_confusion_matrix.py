@@ -1,20 +1,13 @@
-"""confusion_matrix / ConfusionMatrix on the CPU against numpy float64 argmax +
-bincount and scikit-learn, over dtypes, layouts, ISAs and adversarial scores."""
+"""confusion_matrix / ConfusionMatrix against numpy float64 argmax + bincount and
+scikit-learn, over dtypes, layouts, backends (CPU ISAs, cuda) and adversarial scores."""
 import numpy as np
 import pytest
 
 import fusedmetrics as fm
 from fusedmetrics import _core
 
-from reference import to_float64
+from reference import FLOATS, LABELS, to_float64
 
-FLOATS = [np.float16, np.float32, np.float64]
-try:
-    import ml_dtypes
-    FLOATS.append(ml_dtypes.bfloat16)
-except ImportError:  # bfloat16 is tested where ml_dtypes is installed
-    pass
-LABELS = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, 1.0, 2.0, -1.0])
 
 
@@ -47,32 +40,32 @@ def test_simple_and_sklearn():
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("C", [1, 2, 3, 8, 19, 33])
-def test_flat_rows_every_isa(isa, dtype, C):
+def test_flat_rows_every_backend(backend, dtype, C):
     rng = np.random.default_rng(C)
     y = scores(rng, (300, C), dtype)
     t = rng.integers(0, C, 300).astype(np.int32)
-    np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
+    np.testing.assert_array_equal(backend.confusion_matrix(y, t, C), reference(y, t, C))
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("C", [1, 3, 19])
-def test_class_strided_images_every_isa(isa, dtype, C):
+def test_class_strided_images_every_backend(backend, dtype, C):
     rng = np.random.default_rng(C + 100)
     y = scores(rng, (3, C, 17, 29), dtype)
     t = rng.integers(0, C, (3, 17, 29)).astype(np.uint8)
     t[0, 0, :5] = 255
-    np.testing.assert_array_equal(fm.confusion_matrix(y, t, C, ignore_label=255), reference(y, t, C, 255))
+    np.testing.assert_array_equal(backend.confusion_matrix(y, t, C, ignore_label=255), reference(y, t, C, 255))
 
 
 @pytest.mark.parametrize("label", LABELS, ids=lambda d: np.dtype(d).name)
-def test_label_dtypes(label):
+def test_label_dtypes(backend, label):
     rng = np.random.default_rng(1)
     C = 5
     y = scores(rng, (64, C, 9), np.float32)
     t = rng.integers(0, C, (64, 9)).astype(label)
-    np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
+    np.testing.assert_array_equal(backend.confusion_matrix(y, t, C), reference(y, t, C))
     p = rng.integers(0, C, (64, 9)).astype(label)
-    np.testing.assert_array_equal(fm.confusion_matrix(p, t, C), reference(p, t, C))
+    np.testing.assert_array_equal(backend.confusion_matrix(p, t, C), reference(p, t, C))
 
 
 def test_layouts_strided_reversed_and_transposed():
@@ -102,7 +95,7 @@ def test_trailing_size_one_axes_and_predictions_any_shape():
     np.testing.assert_array_equal(fm.confusion_matrix(np.int64(2), np.int64(3), 4)[3], [0, 0, 1, 0])
 
 
-def test_nan_tie_and_zero_rules():
+def test_nan_tie_and_zero_rules(backend):
     nan = np.nan
     y = np.array([
         [1.0, 1.0, 0.0],      # tie: first max -> 0
@@ -113,21 +106,21 @@ def test_nan_tie_and_zero_rules():
         [-1.0, np.inf, nan],  # NaN beats inf -> 2
     ], dtype=np.float32)
     t = np.zeros(6, np.int64)
-    got = fm.confusion_matrix(y, t, 3)
+    got = backend.confusion_matrix(y, t, 3)
     np.testing.assert_array_equal(got[0], [4, 1, 1])
     for dtype in FLOATS:
-        np.testing.assert_array_equal(fm.confusion_matrix(y.astype(dtype), t, 3), got)
+        np.testing.assert_array_equal(backend.confusion_matrix(y.astype(dtype), t, 3), got)
 
 
-def test_large_matrix_paths():
+def test_large_matrix_paths(backend):
     """C * C beyond the private tables: the check-then-tally path, threaded or not."""
     rng = np.random.default_rng(4)
     for C, N in [(300, 50), (300, 20000), (20, 10)]:
         y = rng.standard_normal((N, C)).astype(np.float32)
         t = rng.integers(0, C, N)
-        np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
+        np.testing.assert_array_equal(backend.confusion_matrix(y, t, C), reference(y, t, C))
         p = rng.integers(0, C, N).astype(np.int16)
-        np.testing.assert_array_equal(fm.confusion_matrix(p, t, C), reference(p, t, C))
+        np.testing.assert_array_equal(backend.confusion_matrix(p, t, C), reference(p, t, C))
 
 
 @pytest.mark.parametrize("N", [5, 300000])
@@ -182,13 +175,13 @@ def test_out_views_and_argument_errors():
     assert fm.confusion_matrix(y[:0], t[:0], 3).sum() == 0
 
 
-def test_trace_equals_accuracy_counts():
+def test_trace_equals_accuracy_counts(backend):
     rng = np.random.default_rng(7)
     for dtype in FLOATS:
         y = scores(rng, (50, 5, 8), dtype)
         t = rng.integers(-1, 5, (50, 8))
-        m = fm.confusion_matrix(y, t, 5, ignore_label=-1)
-        correct, total = fm.accuracy_counts(y, t, -1)
+        m = backend.confusion_matrix(y, t, 5, ignore_label=-1)
+        correct, total = backend.accuracy_counts(y, t, -1)
         assert np.trace(m) == correct and m.sum() == total
 
 

@@ -1,6 +1,5 @@
 """ClassificationEvaluator: the Evaluator's reports plus per-class scores equal to scikit-learn's
 over the whole pass (and to Chainer's Evaluator on the usual keys)."""
-import json
 import warnings
 
 import numpy
@@ -16,6 +15,7 @@ from chainer.training import extensions as chainer_extensions  # noqa: E402
 from fusedmetrics import extensions  # noqa: E402
 from fusedmetrics.datasets import train_test  # noqa: E402
 from fusedmetrics.links import Classifier  # noqa: E402
+from trainer_run import train_and_log  # noqa: E402
 
 C = 5
 N_TEST, BATCH = 45, 8
@@ -197,17 +197,8 @@ def test_in_a_trainer(tmp_path):
     model = Classifier(predictor)
     opt = chainer.optimizers.Adam(alpha=0.02)
     opt.setup(model)
-    updater = training.updaters.StandardUpdater(
-        chainer.iterators.SerialIterator(train, BATCH, shuffle=False), opt)
-    trainer = training.Trainer(updater, (3, 'epoch'), out=str(tmp_path))
-    trainer.extend(extensions.ClassificationEvaluator(it(x, t), model, C))
-    trainer.extend(ReferenceScores(predictor, x, t))
-    trainer.extend(extensions.LogReport())
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        trainer.run()
-    log = json.loads((tmp_path / 'log').read_text())
-    assert len(log) == 3
+    log = train_and_log(tmp_path, opt, chainer.iterators.SerialIterator(train, BATCH, shuffle=False),
+                        extensions.ClassificationEvaluator(it(x, t), model, C), ReferenceScores(predictor, x, t))
     for entry in log:
         for key, want in entry.items():
             if key.startswith('ref/'):

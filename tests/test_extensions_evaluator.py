@@ -13,6 +13,7 @@ from chainer import training  # noqa: E402
 from chainer.training import extensions as chainer_extensions  # noqa: E402
 
 from fusedmetrics import extensions  # noqa: E402
+from fusedmetrics.bench.replay import Replay, ReplayOnce  # noqa: E402
 from fusedmetrics.summary import DictSummary  # noqa: E402
 
 IMPLEMENTATIONS = {
@@ -322,23 +323,9 @@ def test_iterator_is_reset_and_consumed(impl):
     assert it.epoch == 1
 
 
-class NoResetIterator(chainer.dataset.Iterator):
-    """An iterator without reset: the Evaluator must copy it."""
-
-    def __init__(self, batches):
-        self.batches = batches
-        self.position = 0
-
-    def __next__(self):
-        if self.position >= len(self.batches):
-            raise StopIteration
-        self.position += 1
-        return self.batches[self.position - 1]
-
-
 @impls
 def test_iterator_without_reset_is_copied_with_deprecation(impl):
-    it = NoResetIterator([[0.0, 1.0], [2.0]])
+    it = ReplayOnce([[0.0, 1.0], [2.0]])
     model = MeanModel()
     ev = IMPLEMENTATIONS[impl](it, model, converter=to_array)
     w = collect_warnings(lambda: run_standalone(ev))
@@ -352,10 +339,7 @@ def test_iterator_without_reset_is_copied_with_deprecation(impl):
 
 @impls
 def test_empty_iterator_gives_empty_dict(impl):
-    class Empty(NoResetIterator):
-        def reset(self):
-            self.position = 0
-    ev = IMPLEMENTATIONS[impl](Empty([]), MeanModel(), converter=to_array)
+    ev = IMPLEMENTATIONS[impl](Replay([]), MeanModel(), converter=to_array)
     assert run_standalone(ev)[0] == {}
     # Chainer needs a current reporter only once there is a batch to observe
     # (report_scope runs per batch), so evaluate() of nothing works without one.
@@ -474,7 +458,7 @@ def test_chainer_progress_bar_for_comparison(capsys):
 
 
 def test_progress_bar_without_epoch_detail(capsys):
-    it = NoResetIterator([[0.0, 1.0], [2.0, 3.0], [4.0]])
+    it = ReplayOnce([[0.0, 1.0], [2.0, 3.0], [4.0]])
     ev = extensions.Evaluator(it, MeanModel(), converter=to_array,
                               progress_bar=True)
     with warnings.catch_warnings():

@@ -3,9 +3,6 @@
 The reference is ChainerCV 0.13's eval_semantic_segmentation re-derived from its documentation
 (tests/chainercv_reference.py) over every label map of the pass at once.
 """
-import json
-import warnings
-
 import numpy
 import pytest
 
@@ -18,6 +15,7 @@ from chainercv_reference import chainercv_reference  # noqa: E402
 from fake_mpi import patch_resolve, run_ranks  # noqa: E402
 from fusedmetrics import extensions  # noqa: E402
 from fusedmetrics.multi_node import RemoteEvaluationError  # noqa: E402
+from trainer_run import train_and_log  # noqa: E402
 
 C = 4
 NAMES = ('sky', 'road', 'car', 'tree')
@@ -310,16 +308,8 @@ def test_in_a_trainer_matches_all_maps_at_once(tmp_path):
     opt = chainer.optimizers.Adam(alpha=0.05)
     opt.setup(TrainChain(net))
     train_iter = chainer.iterators.SerialIterator(train, 8, shuffle=False)
-    updater = training.updaters.StandardUpdater(train_iter, opt)
-    trainer = training.Trainer(updater, (3, 'epoch'), out=str(tmp_path))
-    trainer.extend(extensions.SemanticSegmentationEvaluator(iterator(val, 4), net, NAMES))
-    trainer.extend(ReferenceScores(net, val))
-    trainer.extend(extensions.LogReport())
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        trainer.run()
-    log = json.loads((tmp_path / 'log').read_text())
-    assert len(log) == 3
+    log = train_and_log(tmp_path, opt, train_iter,
+                        extensions.SemanticSegmentationEvaluator(iterator(val, 4), net, NAMES), ReferenceScores(net, val))
     for entry in log:
         for key in ('miou', 'pixel_accuracy', 'mean_class_accuracy'):
             assert entry['validation/main/' + key] == pytest.approx(entry['ref/' + key],

@@ -25,6 +25,20 @@ py::object as_float64(double v) {
 // A host mean: NaN for a slot that holds only a device part (W == 0 here).
 double host_mean(const fm::Moments& m) { return m.weight > 0 ? m.mean : std::nan(""); }
 
+void set_item(PyObject* dict, PyObject* key, const py::object& value) {
+  if (PyDict_SetItem(dict, key, value.ptr()) != 0) throw py::error_already_set();
+}
+
+// A dict built row by row from copies of the rows and keys (compute_mean, make_statistics).
+template <class Put>
+py::dict dict_of_rows(const std::vector<fm::Moments>& rows, const py::list& keys, Put put) {
+  py::dict out;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    put(out.ptr(), PyList_GET_ITEM(keys.ptr(), static_cast<Py_ssize_t>(i)), rows[i]);
+  }
+  return out;
+}
+
 PyObject* std_suffix() {
   static PyObject* suffix = PyUnicode_InternFromString(".std");
   return suffix;
@@ -332,33 +346,23 @@ py::dict DictSummaryState::compute_mean() const {
   wait_readable();
   const std::vector<fm::Moments> rows = rows_copy();
   const py::list keys = names();
-  py::dict out;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const fm::Moments& m = rows[i];
-    PyObject* key = PyList_GET_ITEM(keys.ptr(), static_cast<Py_ssize_t>(i));
-    py::object v = as_float64(host_mean(m));
-    if (PyDict_SetItem(out.ptr(), key, v.ptr()) != 0) throw py::error_already_set();
-  }
-  return out;
+  return dict_of_rows(rows, keys, [](PyObject* out, PyObject* key, const fm::Moments& m) {
+    set_item(out, key, as_float64(host_mean(m)));
+  });
 }
 
 py::dict DictSummaryState::make_statistics() const {
   wait_readable();
   const std::vector<fm::Moments> rows = rows_copy();
   const py::list keys = names();
-  py::dict out;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const fm::Moments& m = rows[i];
-    PyObject* key = PyList_GET_ITEM(keys.ptr(), static_cast<Py_ssize_t>(i));
+  return dict_of_rows(rows, keys, [](PyObject* out, PyObject* key, const fm::Moments& m) {
     py::object mean = as_float64(host_mean(m));
     py::object std = as_float64(fm::summary_std(m));
     py::object std_key = py::reinterpret_steal<py::object>(PyNumber_Add(key, std_suffix()));
-    if (!std_key || PyDict_SetItem(out.ptr(), key, mean.ptr()) != 0 ||
-        PyDict_SetItem(out.ptr(), std_key.ptr(), std.ptr()) != 0) {
-      throw py::error_already_set();
-    }
-  }
-  return out;
+    if (!std_key) throw py::error_already_set();
+    set_item(out, key, mean);
+    set_item(out, std_key.ptr(), std);
+  });
 }
 
 py::tuple DictSummaryState::statistics_of(std::size_t slot) const {

@@ -68,10 +68,7 @@ def _count_into(plan, y, t, out):
         out += counts
 
 
-# Plans for the call shapes seen so far: a training loop repeats a few shapes, and
-# a cached plan skips every check that depends only on dtypes, shapes and strides.
-_PLANS = {}
-_MAX_PLANS = 256
+_PLANS = _layout.PlanCache()
 
 
 def kernel_ready(y, t, view_of):
@@ -114,8 +111,7 @@ def host_view(y, t, ignore_label, y_dtype=None):
 def _host_counts(y, t, ignore_label, k, out, y_dtype=None):
     """y_dtype: the scores' dtype when y is a view of another one (torch bfloat16 as int16)."""
     key = None
-    if (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
-            and y.flags.aligned and t.flags.aligned):
+    if _layout.cacheable(y, t, ignore_label):
         key = (y.dtype if y_dtype is None else y_dtype, y.shape, y.strides, t.dtype, t.shape, t.strides,
                ignore_label, k)
         plan = _PLANS.get(key)
@@ -129,10 +125,7 @@ def _host_counts(y, t, ignore_label, k, out, y_dtype=None):
         key = None  # the plan would describe the copies, not these arrays
     plan = _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
                               has_ignore, ignore, k)
-    if key is not None:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = plan
+    _PLANS.put(key, plan)
     _count_into(plan, y, t, out)
     return out
 

@@ -6,12 +6,11 @@ Device arrays take one accuracy pass per k (no host synchronisation either way).
 """
 import numpy as np
 
-from . import _core
+from . import _core, _layout
 from ._accuracy import host_view
 from ._interop import is_device_array, unwrap
 
-_PLANS = {}
-_MAX_PLANS = 256
+_PLANS = _layout.PlanCache()  # one plan per call shape, as for accuracy
 
 
 def _check_out(out, n_k, device):
@@ -28,8 +27,7 @@ def _check_out(out, n_k, device):
 
 def _histogram(y, t, ignore_label, kmax):
     key = None
-    if (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
-            and y.flags.aligned and t.flags.aligned and y.dtype.isnative and t.dtype.isnative):
+    if _layout.cacheable(y, t, ignore_label):
         key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, ignore_label, kmax)
         plan = _PLANS.get(key)
         if plan is not None:
@@ -39,10 +37,7 @@ def _histogram(y, t, ignore_label, kmax):
     kmax = max(1, min(kmax, view.C))
     plan = _core.RankHistogramPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
                                    has_ignore, ignore, kmax)
-    if key is not None and not copied:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = plan
+    _PLANS.put(None if copied else key, plan)
     return plan.count(y, t)
 
 

@@ -6,8 +6,7 @@ from . import _core, _dtypes, _layout
 from ._accuracy import _host_array, kernel_ready
 from ._interop import is_device_array
 
-_PLANS = {}
-_MAX_PLANS = 256
+_PLANS = _layout.PlanCache()  # one plan per call shape, as for accuracy
 
 
 def check_num_classes(num_classes):
@@ -88,8 +87,7 @@ def _count_into(plan, y, t, out):
 def counts(y, t, num_classes, ignore_label, out):
     """Adds the (C, C) counts of host y against host t into out (new when None)."""
     key = None
-    if (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
-            and y.flags.aligned and t.flags.aligned and y.dtype.isnative and t.dtype.isnative):
+    if _layout.cacheable(y, t, ignore_label):
         key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, num_classes, ignore_label)
         plan = _PLANS.get(key)
         if plan is not None:
@@ -106,9 +104,6 @@ def counts(y, t, num_classes, ignore_label, out):
         key = None  # the plan would describe the copies, not these arrays
     plan = _core.ConfusionPlan(y_code, pred_code, view.N, num_classes, view.M, view.y_strides, t_code,
                                view.t_strides, has_ignore, ignore)
-    if key is not None:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = plan
+    _PLANS.put(key, plan)
     _count_into(plan, y, t, out)
     return out

@@ -7,6 +7,8 @@ without a copy as long as the d axes can be walked as one axis.
 """
 from collections import namedtuple
 
+import numpy as np
+
 from . import _dtypes
 
 View = namedtuple("View", "N C M y_strides t_strides y_contiguous_copy t_contiguous_copy")
@@ -104,3 +106,31 @@ def ignore_value(ignore_label, t_dtype):
     if value >= 2 ** 63:
         value -= 2 ** 64
     return True, value
+
+
+def cacheable(y, t, ignore_label):
+    """Whether a host call's plan may be cached under its dtypes, shapes and strides:
+    plain, aligned, native-order ndarrays and an int (or no) ignore label. Anything else
+    is copied or converted first, and a plan would describe the copies."""
+    return (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
+            and y.flags.aligned and t.flags.aligned and y.dtype.isnative and t.dtype.isnative)
+
+
+class PlanCache:
+    """Plans for the call shapes seen so far: a training loop repeats a few shapes, and a
+    cached plan skips every check that depends only on dtypes, shapes and strides.
+    Bounded: emptied when full (a loop that keeps changing shapes gains nothing anyway)."""
+
+    def __init__(self, limit=256):
+        self._plans = {}
+        self._limit = limit
+
+    def get(self, key):
+        return self._plans.get(key)
+
+    def put(self, key, plan):
+        if key is None:
+            return
+        if len(self._plans) >= self._limit:
+            self._plans.clear()
+        self._plans[key] = plan

@@ -6,11 +6,10 @@ through the module attribute at run time, so pointing that attribute at ours is
 enough for them to get exact statistics and the C++/CUDA accumulation. Imports
 Chainer only when called.
 """
+from ._class_swap import ClassSwap
 from .summary import DictSummary, Summary
 
 __all__ = ["install_chainer_reporter", "uninstall_chainer_reporter"]
-
-_originals = None  # {(module, name): original} while installed
 
 
 def _targets():
@@ -21,25 +20,17 @@ def _targets():
             (chainer, "DictSummary", DictSummary), (chainer, "Summary", Summary)]
 
 
+_swap = ClassSwap(_targets)
+
+
 def install_chainer_reporter():
     """Points ``chainer.reporter.DictSummary`` / ``Summary`` and ``chainer.DictSummary`` /
     ``chainer.Summary`` at fusedmetrics' classes. Calling it again does nothing.
     Summaries created before the call stay Chainer's."""
-    global _originals
-    if _originals is not None:
-        return
-    targets = _targets()
-    _originals = {(module, name): getattr(module, name) for module, name, _ in targets}
-    for module, name, ours in targets:
-        setattr(module, name, ours)
+    _swap.install()
 
 
 def uninstall_chainer_reporter():
     """Restores Chainer's own classes (no-op when not installed)."""
-    global _originals
-    if _originals is None:
-        return
-    for (module, name), original in _originals.items():
-        setattr(module, name, original)
-    _originals = None
+    _swap.uninstall()
 

@@ -26,6 +26,7 @@ from mpi4py import MPI  # noqa: E402
 
 from fusedmetrics.multi_node import (RemoteEvaluationError, allreduce_pair,  # noqa: E402
                                      create_multi_node_evaluator, scatter_dataset, shard_bounds)
+from fusedmetrics.bench.replay import Replay  # noqa: E402
 from fusedmetrics.summary import DictSummary  # noqa: E402
 
 try:
@@ -65,25 +66,6 @@ class Model(chainer.Link):
             chainer.report({"late": (float(x.min()), 3)}, self)
 
 
-class ListIterator(chainer.dataset.Iterator):
-    """Yields a fixed list of batches; resettable, non-repeating (what Evaluator wants)."""
-
-    repeat = False
-
-    def __init__(self, batches):
-        self.batches = batches
-        self.position = 0
-
-    def reset(self):
-        self.position = 0
-
-    def __next__(self):
-        if self.position >= len(self.batches):
-            raise StopIteration
-        self.position += 1
-        return self.batches[self.position - 1]
-
-
 def make_dataset(n, seed, rare_range=None):
     rng = np.random.RandomState(seed)
     xs = rng.rand(n) * rng.choice([1.0, 1e3], size=n)
@@ -119,7 +101,7 @@ def in_reporter(ev, fn):
 
 
 def single_process_chainer(batches, model):
-    return ChainerEvaluator(ListIterator(batches), model, converter=converter)()
+    return ChainerEvaluator(Replay(batches), model, converter=converter)()
 
 
 def single_process_fm_state(batches, model):
@@ -134,7 +116,7 @@ def single_process_fm_state(batches, model):
 
     reporter_module.DictSummary = Keep
     try:
-        ChainerEvaluator(ListIterator(batches), model, converter=converter)()
+        ChainerEvaluator(Replay(batches), model, converter=converter)()
     finally:
         reporter_module.DictSummary = saved
     return holder[-1].state_dict()
@@ -209,7 +191,7 @@ def evaluation_scenario(shard_name, comm_kind, ev_kind):
     all_batches = [b for s in shards for b in batches_of(s, bs)]
 
     comm = make_comm(comm_kind)
-    ev = make_evaluator(ev_kind, ListIterator(batches_of(shards[RANK], bs)), model)
+    ev = make_evaluator(ev_kind, Replay(batches_of(shards[RANK], bs)), model)
     ev = create_multi_node_evaluator(ev, comm)
     agg = ev._fm_multi_node.aggregator
     got1 = ev()  # Evaluator.__call__ -> the patched evaluate()
@@ -225,7 +207,7 @@ def evaluation_scenario(shard_name, comm_kind, ev_kind):
         check_dicts(got2, want, "second evaluation")
         check_states(state, single_process_fm_state(all_batches, model), "state vs single process")
         if ev_kind == "fusedmetrics":
-            ref = FMEvaluator(ListIterator(all_batches), model, converter=converter)
+            ref = FMEvaluator(Replay(all_batches), model, converter=converter)
             check_dicts(got1, ref(), "vs single-process fusedmetrics Evaluator")
             check_states(state, in_reporter(ref, ref.evaluate_summary).state_dict(), "state vs fusedmetrics")
         assert same, "results differ between ranks (must be bit-identical)"
@@ -247,7 +229,7 @@ def keys_change_scenario():
     all_batches = [b for sh in shards for b in batches_of(sh, 4)]
     model = Model()
     ev = create_multi_node_evaluator(
-        make_evaluator("chainer", ListIterator(batches_of(shards[RANK], 4)), model), WORLD)
+        make_evaluator("chainer", Replay(batches_of(shards[RANK], 4)), model), WORLD)
     first = ev()
     model.late_key = True
     second = ev()
@@ -272,7 +254,7 @@ def error_scenario(comm_kind):
     data = make_dataset(10 * SIZE, seed=3)
     shard = data[10 * RANK:10 * (RANK + 1)]
     ev = create_multi_node_evaluator(
-        make_evaluator("chainer", ListIterator(batches_of(shard, 4)), Model(fail_on_rank=SIZE - 1)), comm)
+        make_evaluator("chainer", Replay(batches_of(shard, 4)), Model(fail_on_rank=SIZE - 1)), comm)
     try:
         ev()
         outcome = None
@@ -280,7 +262,7 @@ def error_scenario(comm_kind):
         outcome = exc
     # The communicator must still be usable (nobody is stuck in a collective):
     after = create_multi_node_evaluator(
-        make_evaluator("chainer", ListIterator(batches_of(shard, 4)), Model()), comm)()
+        make_evaluator("chainer", Replay(batches_of(shard, 4)), Model()), comm)()
 
     def verify():
         if RANK == SIZE - 1:
@@ -300,7 +282,7 @@ class CustomEvaluator(ChainerEvaluator):
 
 def bad_evaluator_scenario():
     comm = WORLD
-    ev = create_multi_node_evaluator(CustomEvaluator(ListIterator([]), Model()), comm)
+    ev = create_multi_node_evaluator(CustomEvaluator(Replay([]), Model()), comm)
     try:
         ev()
         outcome = None
@@ -313,7 +295,7 @@ def bad_evaluator_scenario():
 
 
 def argument_errors_scenario():
-    ev = ChainerEvaluator(ListIterator([]), Model())
+    ev = ChainerEvaluator(Replay([]), Model())
     outcomes = {}
     for label, call in [
         ("not_evaluator", lambda: create_multi_node_evaluator(object(), WORLD)),
@@ -335,7 +317,7 @@ def argument_errors_scenario():
     except Exception as exc:  # noqa: BLE001
         mismatch = exc
     patched_by_chainermn = chainermn.create_multi_node_evaluator(
-        ChainerEvaluator(ListIterator([]), Model()), chainermn.create_communicator("naive"))
+        ChainerEvaluator(Replay([]), Model()), chainermn.create_communicator("naive"))
     try:
         create_multi_node_evaluator(patched_by_chainermn, WORLD)
         double = None
@@ -508,7 +490,7 @@ def run_failfast():
     data = make_dataset(8 * SIZE, seed=1)
     shard = data[8 * RANK:8 * (RANK + 1)]
     ev = create_multi_node_evaluator(
-        ChainerEvaluator(ListIterator(batches_of(shard, 3)), Model(fail_on_rank=1), converter=converter),
+        ChainerEvaluator(Replay(batches_of(shard, 3)), Model(fail_on_rank=1), converter=converter),
         WORLD)
     ev()  # raises on every rank; nothing catches it
     print("UNREACHABLE", flush=True)

@@ -53,22 +53,6 @@ def label(case):
 
 def _pieces(chainer):
     """Chainer-dependent classes, built only when Chainer is there."""
-    class BatchIterator(chainer.dataset.Iterator):
-        """Yields precomputed batches once per epoch; reset() rewinds (Evaluator calls it)."""
-
-        def __init__(self, batches):
-            self.batches = batches
-            self.position = 0
-
-        def __next__(self):
-            if self.position >= len(self.batches):
-                raise StopIteration
-            self.position += 1
-            return self.batches[self.position - 1]
-
-        def reset(self):
-            self.position = 0
-
     class ReplayModel(chainer.Link):
         """Reports loss, accuracy (via ``accuracy_fn``) and two more scalars of a replayed batch."""
 
@@ -86,7 +70,7 @@ def _pieces(chainer):
     def passthrough(batch, device):
         return batch
 
-    return BatchIterator, ReplayModel, passthrough
+    return ReplayModel, passthrough
 
 
 def _batches(ctx, n_batches):
@@ -115,16 +99,18 @@ def _host_means(result):
 def run_case(ctx, case):
     chainer, _ = ctx.chainer()
     Ours, accuracy = _ours()
-    BatchIterator, ReplayModel, passthrough = _pieces(chainer)
+    from .replay import Replay  # needs Chainer, which ctx.chainer() found
+
+    ReplayModel, passthrough = _pieces(chainer)
     batches = _batches(ctx, case["batches"])
     ChainerEvaluator = chainer.training.extensions.Evaluator
 
     def chainer_accuracy(y, t):
         return chainer.functions.accuracy(y, t)
 
-    ours = Ours(BatchIterator(batches), ReplayModel(accuracy), converter=passthrough)
-    theirs = ChainerEvaluator(BatchIterator(batches), ReplayModel(chainer_accuracy), converter=passthrough)
-    loop = ChainerEvaluator(BatchIterator(batches), ReplayModel(None), converter=passthrough)
+    ours = Ours(Replay(batches), ReplayModel(accuracy), converter=passthrough)
+    theirs = ChainerEvaluator(Replay(batches), ReplayModel(chainer_accuracy), converter=passthrough)
+    loop = ChainerEvaluator(Replay(batches), ReplayModel(None), converter=passthrough)
 
     # Guard: same keys in the same order, means equal to 1e-6 relative.
     got, ref = _host_means(ours()), _host_means(theirs())

@@ -7,11 +7,10 @@ DistributedEvaluator then pickles ours through ``all_gather_object`` and adds th
 with ``sum``, which works, exactly, but not in one packed collective: use
 ``fusedmetrics.ppe.DistributedEvaluator`` for that). Imports ppe only when called.
 """
+from .._class_swap import ClassSwap
 from .summary import DictSummary, Summary
 
 __all__ = ["install_ppe_reporter", "uninstall_ppe_reporter"]
-
-_originals = None  # {(module, name): original} while installed
 
 
 def _targets():
@@ -20,23 +19,15 @@ def _targets():
     return [(reporting, "DictSummary", DictSummary), (reporting, "Summary", Summary)]
 
 
+_swap = ClassSwap(_targets)
+
+
 def install_ppe_reporter():
     """Points ``pytorch_pfn_extras.reporting.DictSummary`` / ``Summary`` at ours.
     Calling it again does nothing; summaries created before the call stay ppe's."""
-    global _originals
-    if _originals is not None:
-        return
-    targets = _targets()
-    _originals = {(module, name): getattr(module, name) for module, name, _ in targets}
-    for module, name, ours in targets:
-        setattr(module, name, ours)
+    _swap.install()
 
 
 def uninstall_ppe_reporter():
     """Restores ppe's own classes (no-op when not installed)."""
-    global _originals
-    if _originals is None:
-        return
-    for (module, name), original in _originals.items():
-        setattr(module, name, original)
-    _originals = None
+    _swap.uninstall()

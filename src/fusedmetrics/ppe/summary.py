@@ -73,7 +73,21 @@ def _weight_is_scalar(w):
     return numpy.isscalar(w) or getattr(w, "ndim", -1) == 0
 
 
-class Summary(_fm.Summary):
+class _ReadsFlush:
+    """Adds the deferred callables (ppe's lazy values, see ``add``) before any read."""
+
+    __slots__ = ()
+
+    def compute_mean(self):
+        self._flush()
+        return super().compute_mean()
+
+    def make_statistics(self):
+        self._flush()
+        return super().make_statistics()
+
+
+class Summary(_ReadsFlush, _fm.Summary):
     """ppe's ``Summary``: deferred callables, ppe's ``state_dict`` layout, ``+``."""
 
     __slots__ = ("_deferred",)
@@ -92,14 +106,6 @@ class Summary(_fm.Summary):
         deferred, self._deferred = self._deferred, []
         for fn, weight in deferred:
             super().add(fn(), weight)
-
-    def compute_mean(self):
-        self._flush()
-        return super().compute_mean()
-
-    def make_statistics(self):
-        self._flush()
-        return super().make_statistics()
 
     def state_dict(self):
         self._flush()
@@ -129,7 +135,7 @@ class Summary(_fm.Summary):
         return super().merge(other)
 
 
-class DictSummary(_fm.DictSummary):
+class DictSummary(_ReadsFlush, _fm.DictSummary):
     """ppe's ``DictSummary``: deferred callables, ppe's ``state_dict`` layout, ``+``, ``sum()``."""
 
     __slots__ = ("_deferred",)
@@ -161,14 +167,6 @@ class DictSummary(_fm.DictSummary):
         deferred, self._deferred = self._deferred, []
         for key, fn, weight in deferred:
             super().add({key: (fn(), weight)})
-
-    def compute_mean(self):
-        self._flush()
-        return super().compute_mean()
-
-    def make_statistics(self):
-        self._flush()
-        return super().make_statistics()
 
     # -- state --------------------------------------------------------------
     def exact_state_dict(self):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fusedmetrics import DictSummary, Summary, _core
-from test_hardening_moments import assert_round_trips
+from test_summary_moments import assert_round_trips
 
 
 def test_total_weight_overflow_raises_naming_the_key():

@@ -31,12 +31,9 @@ def snapshot(s):
     return list(sd["names"]), np.array(sd["moments"]).tolist(), np.array(sd["integer_weights"]).tolist()
 
 
-def test_reentrant_add_from_key_hash_raises_and_keeps_state():
-    s = DictSummary()
-    s.add({"old": 1.0})
-    before = snapshot(s)
-    inner_errors = []
-
+def evil_key_class(s, inner_errors, reraise):
+    """A str subclass whose __hash__, once ``armed``, calls s.add() (a re-entrant add)
+    and records the RuntimeError it gets; ``reraise`` passes it on, else swallows it."""
     class EvilKey(str):
         armed = False
 
@@ -46,8 +43,19 @@ def test_reentrant_add_from_key_hash_raises_and_keeps_state():
                     s.add({"inner%d" % i: 1.0 for i in range(1000)})
                 except RuntimeError as e:
                     inner_errors.append(e)
-                    raise
+                    if reraise:
+                        raise
             return str.__hash__(self)
+
+    return EvilKey
+
+
+def test_reentrant_add_from_key_hash_raises_and_keeps_state():
+    s = DictSummary()
+    s.add({"old": 1.0})
+    before = snapshot(s)
+    inner_errors = []
+    EvilKey = evil_key_class(s, inner_errors, reraise=True)
 
     d = {EvilKey("evil"): 2.0, "other": 3.0}
     EvilKey.armed = True
@@ -63,17 +71,7 @@ def test_reentrant_add_from_key_hash_raises_and_keeps_state():
 def test_reentrant_add_from_key_hash_swallowed_adds_only_the_outer_batch():
     s = DictSummary()
     inner_errors = []
-
-    class EvilKey(str):
-        armed = False
-
-        def __hash__(self):
-            if EvilKey.armed:
-                try:
-                    s.add({"inner%d" % i: 1.0 for i in range(1000)})
-                except RuntimeError as e:
-                    inner_errors.append(e)
-            return str.__hash__(self)
+    EvilKey = evil_key_class(s, inner_errors, reraise=False)
 
     d = {"first": 1.0, EvilKey("evil"): 2.0}
     EvilKey.armed = True

@@ -5,7 +5,8 @@ path; the plan (built once per dtypes/shapes/strides/ignore/k) holds the result 
 those checks, so a repeated call shape costs one ``describe`` per array and one
 launch. Nothing synchronises with the host: the counts stay on the device and the
 launch goes to y's stream (see ``_interop``), which lets a caller capture the call
-in a CUDA graph.
+in a CUDA graph. When t's stream differs, the launch stream first waits on it (an
+event, no host sync), so labels produced there are complete before they are read.
 """
 import numpy as np
 
@@ -43,7 +44,10 @@ def _out_ptr(out, device_id):
     """Pointer of a contiguous int64 (2,) counter array on device_id."""
     if not is_device_array(out):
         raise ValueError("out must be on the same device as y (GPU %d); got a host array" % device_id)
-    od = describe(out)
+    od = describe(out, "out")
+    if od.readonly:
+        raise ValueError("out is read-only (its __cuda_array_interface__ data flag says so); "
+                         "the counts are added into it")
     if od.dtype != np.int64 or tuple(od.shape) != (2,) or od.strides != (8,) or od.device_id != device_id:
         raise ValueError("out must be a contiguous int64 array of shape (2,) on GPU %d; got dtype %s, shape %s, "
                          "strides %s on GPU %d" % (device_id, od.dtype, tuple(od.shape), od.strides, od.device_id))
@@ -61,7 +65,7 @@ def counts(y, t, ignore_label, k, out):
         y = torch_readable(y)
     if is_torch_tensor(t):
         t = torch_readable(t)
-    yd, td = describe(y), describe(t)
+    yd, td = describe(y, "y"), describe(t, "t")
     if yd.device_id != td.device_id:
         raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
                          % (yd.device_id, td.device_id))
@@ -85,8 +89,27 @@ def counts(y, t, ignore_label, k, out):
         out_ptr = out.data.ptr
     else:
         out_ptr = _out_ptr(out, yd.device_id)
+    if td.stream_ptr != yd.stream_ptr:  # labels ready on another stream: order, never sync
+        cuda_module().stream_wait(td.stream_ptr, yd.stream_ptr, yd.device_id)
     plan.launch(yd.ptr, td.ptr, out_ptr, yd.device_id, yd.stream_ptr)
     return out
+
+
+def accuracy_value(y, t, ignore_label, value_of):
+    """``value_of(counts, dtype)`` for device y and t, on the stream the counts were
+    launched on: for a foreign ``__cuda_array_interface__`` array that is the
+    interface's stream, not CuPy's current one, and the division must follow the
+    launch there. The dtype comes from the interface (y may have no ``.dtype``)."""
+    if is_torch_tensor(y):
+        return value_of(counts(y, t, ignore_label, 1, None), y.dtype)
+    yd = describe(y, "y")
+    got = counts(y, t, ignore_label, 1, None)
+    cupy = require_cupy()
+    with cupy.cuda.Device(yd.device_id):
+        if cupy.cuda.get_current_stream().ptr == yd.stream_ptr:
+            return value_of(got, yd.dtype)
+        with _foreign_stream(cupy, yd.stream_ptr, yd.device_id):
+            return value_of(got, yd.dtype)
 
 
 def _zeros_counter(device_id, stream_ptr):

@@ -155,3 +155,15 @@ def test_accuracy_of_cupy_current_stream_arrays_stays_on_that_stream(fake_cupy):
     with fake_cupy.on_stream(5):
         fm.accuracy(FakeDeviceArray(y, stream=5), FakeDeviceArray(t, stream=5))
     assert {stream for _, stream in fake_cupy.ops} == {5}
+
+
+def test_the_real_stream_wait_checks_its_arguments():
+    """The compiled binding, where it was built: argument checks, and no CUDA call at all
+    for the same handle (so the common case costs nothing)."""
+    real = pytest.importorskip("fusedmetrics._cuda")
+    with pytest.raises(ValueError, match="device_id must be >= 0"):
+        real.stream_wait(7, 9, -1)
+    real.stream_wait(7, 7, 0)  # same stream: a no-op, even without a device
+    if real.device_count() == 0:
+        with pytest.raises(RuntimeError, match="stream_wait: CUDA error"):
+            real.stream_wait(0, 2, 0)

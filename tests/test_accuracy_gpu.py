@@ -349,6 +349,20 @@ def test_accuracy_on_foreign_arrays_divides_on_the_launch_stream():
     assert got.dtype == np.float32 and float(got) == np.float32(correct / total)
 
 
+def test_foreign_arrays_that_need_a_contiguous_copy_are_copied_on_their_stream():
+    """Spatial axes that cannot be walked as one (H and W swapped): the copy must follow
+    the producer on the interface's stream, not run on CuPy's current one."""
+    rng = np.random.default_rng(24)
+    y_host = make_logits(rng, (8, 5, 6, 7), np.float32)
+    t_host = make_labels(rng, (8, 7, 6), 5, np.int32, ignore=-1)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    y = _delayed_copy(cupy.asarray(y_host), stream).transpose(0, 1, 3, 2)
+    t = _delayed_copy(cupy.asarray(t_host), stream)
+    got = fusedmetrics.accuracy_counts(_ForeignArray(y, stream.ptr), _ForeignArray(t, stream.ptr), -1)
+    cupy.cuda.Device().synchronize()
+    np.testing.assert_array_equal(cupy.asnumpy(got), reference_counts(y_host.transpose(0, 1, 3, 2), t_host, -1))
+
+
 # -- Sizes beyond 32-bit indexing ---------------------------------------------------------------
 
 def _free_bytes():

@@ -8,6 +8,8 @@ launch goes to y's stream (see ``_interop``), which lets a caller capture the ca
 in a CUDA graph. When t's stream differs, the launch stream first waits on it (an
 event, no host sync), so labels produced there are complete before they are read.
 """
+import contextlib
+
 import numpy as np
 
 from . import _layout
@@ -75,10 +77,15 @@ def counts(y, t, ignore_label, k, out):
             y = y.contiguous() if plan.y_contiguous_copy else y
             t = t.contiguous() if plan.t_contiguous_copy else t
             return counts(y, t, ignore_label, k, out)
+        # The copies run on y's stream (a foreign array's data is ready there, not on
+        # CuPy's current stream), after t's stream; the copies are then CuPy arrays on it.
         cupy = require_cupy()
-        y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
-        t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
-        return counts(y, t, ignore_label, k, out)
+        if td.stream_ptr != yd.stream_ptr:
+            cuda_module().stream_wait(td.stream_ptr, yd.stream_ptr, yd.device_id)
+        with _on_stream(cupy, yd.stream_ptr, yd.device_id):
+            y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
+            t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
+            return counts(y, t, ignore_label, k, out)
     if out is None and torch_in:
         import torch
 
@@ -104,12 +111,19 @@ def accuracy_value(y, t, ignore_label, value_of):
         return value_of(counts(y, t, ignore_label, 1, None), y.dtype)
     yd = describe(y, "y")
     got = counts(y, t, ignore_label, 1, None)
-    cupy = require_cupy()
-    with cupy.cuda.Device(yd.device_id):
-        if cupy.cuda.get_current_stream().ptr == yd.stream_ptr:
-            return value_of(got, yd.dtype)
-        with _foreign_stream(cupy, yd.stream_ptr, yd.device_id):
-            return value_of(got, yd.dtype)
+    with _on_stream(require_cupy(), yd.stream_ptr, yd.device_id):
+        return value_of(got, yd.dtype)
+
+
+@contextlib.contextmanager
+def _on_stream(cupy, stream_ptr, device_id):
+    """device_id current and stream_ptr CuPy's current stream inside the block."""
+    with cupy.cuda.Device(device_id):
+        if cupy.cuda.get_current_stream().ptr == stream_ptr:
+            yield
+        else:
+            with _foreign_stream(cupy, stream_ptr, device_id):
+                yield
 
 
 def _zeros_counter(device_id, stream_ptr):

@@ -339,6 +339,25 @@ def test_labels_on_another_stream_are_waited_for():
     np.testing.assert_array_equal(cupy.asnumpy(acc), reference_counts(y_host, t_host, -1))
 
 
+def test_capture_with_labels_on_a_stream_outside_the_capture():
+    """The graph cannot wait on work outside it: the wait is left out (the labels were
+    ready before the capture) instead of invalidating the capture."""
+    y_host, t_host, y, t = _ready_batch(25)
+    other = cupy.cuda.Stream(non_blocking=True)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        acc = cupy.zeros(2, dtype=cupy.int64)
+        fusedmetrics.accuracy_counts(_ForeignArray(y, stream.ptr), _ForeignArray(t, other.ptr), -1, out=acc)
+        stream.synchronize()
+        acc.fill(0)
+        stream.begin_capture()
+        fusedmetrics.accuracy_counts(_ForeignArray(y, stream.ptr), _ForeignArray(t, other.ptr), -1, out=acc)
+        graph = stream.end_capture()
+        graph.launch()
+        stream.synchronize()
+    np.testing.assert_array_equal(cupy.asnumpy(acc), reference_counts(y_host, t_host, -1))
+
+
 def test_accuracy_on_foreign_arrays_divides_on_the_launch_stream():
     y_host, t_host, y_src, t_src = _ready_batch(23)
     stream = cupy.cuda.Stream(non_blocking=True)  # not CuPy's current stream

@@ -4,6 +4,7 @@ of the device path (argument checks, plan cache, launch arguments) runs without 
 "Device" pointers are the addresses of numpy arrays registered by ``FakeDeviceArray``;
 the fake kernels compute with tests/reference.py.
 """
+import contextlib
 import types
 
 import numpy as np
@@ -17,19 +18,29 @@ _LOGIT_DTYPES = {code: name for name, code in _dtypes.LOGIT_CODES.items()}
 _LABEL_DTYPES = {code: name for name, code in _dtypes.LABEL_CODES.items()}
 
 
-class FakeDeviceArray:
-    """A numpy array seen through ``__cuda_array_interface__`` only (device 0)."""
+_ABSENT = object()
 
-    def __init__(self, array):
+
+class FakeDeviceArray:
+    """A numpy array seen through ``__cuda_array_interface__`` (device 0, stream 7 unless
+    told). typestr overrides the interface's (the memory stays as it is); with
+    has_dtype=False the object is interface-only, as some producers' arrays are."""
+
+    def __init__(self, array, stream=7, readonly=False, typestr=None, has_dtype=True):
         self.array = array
-        self.dtype = array.dtype
+        if has_dtype:
+            self.dtype = array.dtype
         self.shape = array.shape
+        self.stream, self.readonly, self.typestr = stream, readonly, typestr
         _MEMORY[array.ctypes.data] = array
 
     @property
     def __cuda_array_interface__(self):
-        return {"shape": self.array.shape, "typestr": self.array.dtype.str, "strides": self.array.strides,
-                "data": (self.array.ctypes.data, False), "version": 3, "stream": 7}
+        cai = {"shape": self.array.shape, "typestr": self.typestr or self.array.dtype.str,
+               "strides": self.array.strides, "data": (self.array.ctypes.data, self.readonly), "version": 3}
+        if self.stream is not _ABSENT:
+            cai["stream"] = self.stream
+        return cai
 
 
 class AccuracyPlan:
@@ -60,6 +71,70 @@ class AccuracyPlan:
 
 
 def module():
-    """A fresh fake ``fusedmetrics._cuda``."""
+    """A fresh fake ``fusedmetrics._cuda``; ``order`` logs stream waits and launches in
+    the order they were issued, as ("wait", waited, waiting) and ("launch", stream)."""
     AccuracyPlan.built.clear()
-    return types.SimpleNamespace(AccuracyPlan=AccuracyPlan, pointer_device=lambda ptr: 0)
+    order = []
+
+    class OrderedPlan(AccuracyPlan):
+        def launch(self, y_ptr, t_ptr, out_ptr, device_id, stream_ptr):
+            order.append(("launch", stream_ptr))
+            super().launch(y_ptr, t_ptr, out_ptr, device_id, stream_ptr)
+
+    def stream_wait(waited, waiting, device_id):
+        order.append(("wait", waited, waiting))
+
+    return types.SimpleNamespace(AccuracyPlan=OrderedPlan, pointer_device=lambda ptr: 0, stream_wait=stream_wait,
+                                 order=order)
+
+
+class _Counter(np.ndarray):
+    """A fake CuPy array: numpy memory the fake kernels write into, with CuPy's
+    ``data.ptr`` and a ``__cuda_array_interface__`` on stream `ops_stream`."""
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.shape, "typestr": self.dtype.str, "strides": None,
+                "data": (self.ctypes.data, False), "version": 3}
+
+
+def cupy_module():
+    """A fake ``cupy`` for the few calls the device accuracy path makes; ``ops`` logs
+    (op, stream) for every array operation, to check which stream it ran on."""
+    streams = [0]  # CuPy's current stream: the legacy default stream unless switched
+    ops = []
+
+    @contextlib.contextmanager
+    def on_stream(ptr):
+        streams.append(ptr)
+        try:
+            yield
+        finally:
+            streams.pop()
+
+    def zeros(shape, dtype):
+        ops.append(("zeros", streams[-1]))
+        counter = np.zeros(shape, dtype).view(_Counter)
+        _MEMORY[counter.ctypes.data] = counter
+        return counter
+
+    def logged(name, fn):
+        def run(*args):
+            ops.append((name, streams[-1]))
+            return fn(*args)
+        return run
+
+    stream_class = types.SimpleNamespace(from_external=lambda handle: on_stream(handle.__cuda_stream__()[1]))
+    cuda = types.SimpleNamespace(
+        Device=lambda device_id=0: contextlib.nullcontext(),
+        get_current_stream=lambda: types.SimpleNamespace(ptr=streams[-1]),
+        Stream=stream_class,
+        runtime=types.SimpleNamespace(getDevice=lambda: 0),
+    )
+    return types.SimpleNamespace(
+        cuda=cuda, ndarray=type("NotACupyArray", (), {}), float64=np.float64, int64=np.int64, zeros=zeros,
+        maximum=logged("maximum", np.maximum), where=logged("where", np.where), ops=ops, on_stream=on_stream)

@@ -1,6 +1,8 @@
 """The Python side of device accuracy counts against a host stand-in for ``_cuda``
 (tests/fake_cuda.py): checks once, one cached plan per call shape, launch arguments.
 Runs without a GPU; the real kernels are tested in test_accuracy.py's cuda backend."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,80 @@ def test_bad_shapes_and_dtypes_raise_without_building_a_plan(cuda):
     with pytest.raises(TypeError, match="integer labels"):
         fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t.astype(np.float32)))
     assert cuda.AccuracyPlan.built == []
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch, cuda):
+    cupy = fake_cuda.cupy_module()
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
+
+
+def test_labels_on_another_stream_are_waited_for_before_the_launch(cuda):
+    y, t = _batch(np.random.default_rng(5))
+    out = FakeDeviceArray(np.zeros(2, np.int64))
+    fm.accuracy_counts(FakeDeviceArray(y, stream=7), FakeDeviceArray(t, stream=9), out=out)
+    assert cuda.order == [("wait", 9, 7), ("launch", 7)]
+    np.testing.assert_array_equal(out.array, top_k_counts(y, t))
+
+
+def test_labels_on_the_launch_stream_need_no_wait(cuda):
+    y, t = _batch(np.random.default_rng(6))
+    fm.accuracy_counts(FakeDeviceArray(y, stream=2), FakeDeviceArray(t, stream=2),
+                       out=FakeDeviceArray(np.zeros(2, np.int64)))
+    assert cuda.order == [("launch", 2)]
+
+
+@pytest.mark.parametrize("which", ["y", "t", "out"])
+def test_big_endian_typestrs_are_refused_naming_the_argument(cuda, which):
+    y, t = _batch(np.random.default_rng(7))
+    arrays = {"y": y, "t": t, "out": np.zeros(2, np.int64)}
+    wrapped = {name: FakeDeviceArray(a, typestr=(">" + a.dtype.str[1:]) if name == which else None)
+               for name, a in arrays.items()}
+    with pytest.raises(TypeError, match=rf"{which} has byte-swapped elements"):
+        fm.accuracy_counts(wrapped["y"], wrapped["t"], out=wrapped["out"])
+    assert not cuda.order
+
+
+def test_read_only_out_is_refused(cuda):
+    y, t = _batch(np.random.default_rng(8))
+    out = np.zeros(2, np.int64)
+    with pytest.raises(ValueError, match="out is read-only"):
+        fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t), out=FakeDeviceArray(out, readonly=True))
+    assert not cuda.order and out.tolist() == [0, 0]
+
+
+def test_accuracy_on_foreign_arrays_computes_the_value_on_the_launch_stream(fake_cupy):
+    """CuPy's current stream is 0 here; the counts were launched on the interface's stream 7,
+    so the division must run there too (another stream could read the counter early)."""
+    y, t = _batch(np.random.default_rng(9), dtype=np.float16)
+    got = fm.accuracy(FakeDeviceArray(y), FakeDeviceArray(t))
+    correct, total = top_k_counts(y, t)
+    assert got.dtype == np.float16 and float(got) == np.float16(correct / total)
+    assert fake_cupy.ops and {stream for _, stream in fake_cupy.ops} == {7}
+
+
+def test_accuracy_reads_the_dtype_of_interface_only_arrays(fake_cupy):
+    y, t = _batch(np.random.default_rng(10))
+    t[:] = -1
+    got = fm.accuracy(FakeDeviceArray(y, has_dtype=False), FakeDeviceArray(t, has_dtype=False), ignore_label=-1)
+    assert got.dtype == np.float32 and float(got) == 0.0  # all ignored
+
+
+def test_accuracy_of_cupy_current_stream_arrays_stays_on_that_stream(fake_cupy):
+    y, t = _batch(np.random.default_rng(11))
+    with fake_cupy.on_stream(5):
+        fm.accuracy(FakeDeviceArray(y, stream=5), FakeDeviceArray(t, stream=5))
+    assert {stream for _, stream in fake_cupy.ops} == {5}
+
+
+def test_the_real_stream_wait_checks_its_arguments():
+    """The compiled binding, where it was built: argument checks, and no CUDA call at all
+    for the same handle (so the common case costs nothing)."""
+    real = pytest.importorskip("fusedmetrics._cuda")
+    with pytest.raises(ValueError, match="device_id must be >= 0"):
+        real.stream_wait(7, 9, -1)
+    real.stream_wait(7, 7, 0)  # same stream: a no-op, even without a device
+    if real.device_count() == 0:
+        with pytest.raises(RuntimeError, match="stream_wait: CUDA error"):
+            real.stream_wait(0, 2, 0)

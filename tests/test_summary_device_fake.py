@@ -1,10 +1,12 @@
 """The Python side of the device path (hand-off, commit/discard, host+device
 merge) against a NumPy stand-in for fusedmetrics._device_moments.DeviceMomentStore.
 Runs without a GPU; the real store is tested by the gpu-marked summary tests."""
+import types
+
 import numpy as np
 import pytest
 
-from fusedmetrics import _device_moments
+from fusedmetrics import _device_moments, _interop
 from fusedmetrics.summary import DictSummary
 
 
@@ -146,3 +148,78 @@ def test_serialize_and_merge_include_device_parts(fake_device):
     other.add({"k": 5.0})
     other.merge(s)
     assert other.compute_mean() == {"k": 3.0}
+
+
+class _FakeTables:
+    """The store's backend without a GPU: numpy tables, a switchable capture flag."""
+
+    def __init__(self, capturing=False):
+        self.is_capturing = capturing
+        self.allocations = 0
+
+    def zeros(self, shape):
+        self.allocations += 1
+        return np.zeros(shape)
+
+    def ptr(self, array):
+        return array.ctypes.data
+
+    def stream(self):
+        return 7
+
+    def capturing(self):
+        return self.is_capturing
+
+
+class _InterfaceScalar:
+    """A one-element float32 'device' value: an aligned non-null pointer is all the store reads."""
+
+    def __init__(self, value):
+        self.value = np.full(1, value, np.float32)
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (1,), "typestr": "<f4", "data": (self.value.ctypes.data, False), "version": 3}
+
+
+@pytest.fixture
+def real_store(monkeypatch):
+    launches = []
+    module = types.SimpleNamespace(pointer_device=lambda ptr: 0,
+                                   summary_update=lambda *args: launches.append(args))
+    monkeypatch.setattr(_interop, "cuda_module", lambda: module)
+    monkeypatch.setattr(_device_moments, "cuda_module", lambda: module)
+    store = _device_moments.DeviceMomentStore(0)
+    store._tables = _FakeTables()
+    store.launches = launches
+    return store
+
+
+def test_growing_the_table_while_capturing_raises_and_changes_nothing(real_store):
+    real_store.add([0, 1], [_InterfaceScalar(1.0), _InterfaceScalar(2.0)], [1.0, 1.0])
+    capacity, table = real_store.capacity, real_store._state
+    real_store._tables.is_capturing = True
+    with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
+        real_store.add([capacity], [_InterfaceScalar(3.0)], [1.0])
+    assert real_store.capacity == capacity and real_store._state is table
+    assert real_store._tables.allocations == 1 and len(real_store.launches) == 1
+    real_store.add([1], [_InterfaceScalar(3.0)], [1.0])  # no growth: capturable
+    assert len(real_store.launches) == 2
+
+
+@pytest.mark.parametrize("weight", [float("inf"), np.float64("inf"), float("-inf"), float("nan"), -1.0])
+def test_non_finite_or_negative_host_weights_are_refused_before_the_launch(real_store, weight):
+    with pytest.raises(ValueError, match=r"weights\[0\] must be finite and >= 0"):
+        real_store.add([0], [_InterfaceScalar(1.0)], [weight])
+    assert real_store.launches == [] and real_store.capacity == 0
+
+
+def test_big_endian_device_values_are_refused_naming_them(real_store):
+    class Swapped(_InterfaceScalar):
+        @property
+        def __cuda_array_interface__(self):
+            return dict(super().__cuda_array_interface__, typestr=">f4")
+
+    with pytest.raises(TypeError, match=r"values\[1\] has byte-swapped elements"):
+        real_store.add([0, 1], [_InterfaceScalar(1.0), Swapped(2.0)], [1.0, 1.0])
+    assert real_store.launches == []

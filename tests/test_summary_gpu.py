@@ -202,7 +202,7 @@ def test_bad_host_weights_raise_and_leave_the_state_alone():
     one = cupy.asarray(np.float64(1.0))
     store.add([0], [one], [2.0])
     before = store.to_host().copy()
-    for bad in (-1.0, float("nan")):
+    for bad in (-1.0, float("nan"), float("inf"), np.float64("inf")):
         with pytest.raises(ValueError, match="weights"):
             store.add([0, 1], [one, one], [1.0, bad])
     np.testing.assert_array_equal(store.to_host(), before)
@@ -330,3 +330,127 @@ def test_a_slot_with_only_zero_device_weights_has_nan_statistics():
     means, stds = cupy.asnumpy(means), cupy.asnumpy(stds)
     assert np.isnan(means[0]) and np.isnan(stds[0])
     assert means[1] == 5.0 and stds[1] == 0.0
+
+
+# -- Every scalar code; host and device agree bit for bit ---------------------------------------
+
+SCALAR_DTYPES = ["float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+                 "uint8", "uint16", "uint32", "uint64", "bool"]
+
+
+def _scalar_dtype(name):
+    if name != "bfloat16":
+        return np.dtype(name)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(ml_dtypes.bfloat16)
+    try:
+        cupy.asarray(np.zeros(1, dtype=dtype))
+    except Exception:  # noqa: BLE001 - this CuPy has no bfloat16
+        pytest.skip("this CuPy does not support bfloat16")
+    return dtype
+
+
+def _scalar_series(name, rng, n):
+    if name == "bool":
+        return rng.random(n) < 0.4
+    if name.startswith("uint"):
+        return rng.integers(0, 200, n)
+    if name.startswith("int"):
+        return rng.integers(-100, 100, n)
+    return rng.normal(3.0, 2.0, n)
+
+
+@pytest.mark.parametrize("value_dtype", SCALAR_DTYPES)
+@pytest.mark.parametrize("weight_dtype", SCALAR_DTYPES)
+def test_every_scalar_code_for_device_values_and_weights(value_dtype, weight_dtype):
+    rng = np.random.default_rng(SCALAR_DTYPES.index(value_dtype) * 16 + SCALAR_DTYPES.index(weight_dtype))
+    vdt, wdt = _scalar_dtype(value_dtype), _scalar_dtype(weight_dtype)
+    xs = _scalar_series(value_dtype, rng, 40).astype(vdt)
+    ws = (rng.integers(0, 4, 40) if weight_dtype != "bool" else rng.random(40) < 0.7).astype(wdt)
+    host, dev = DictSummary(), DictSummary()
+    for x, w in zip(xs, ws):
+        host.add({"v": (float(x), float(w))})
+        dev.add({"v": (cupy.asarray(np.asarray(x)), cupy.asarray(np.asarray(w)))})
+    np.testing.assert_array_equal(dev.state_dict()["moments"], host.state_dict()["moments"])
+
+
+def test_host_and_device_summaries_are_bit_identical():
+    """The same float64 values in the same order: the device runs the host's update rule
+    (csrc/semantics/moments.h, no FMA contraction), so the states are equal, not close."""
+    rng = np.random.default_rng(90)
+    host, dev = DictSummary(), DictSummary()
+    for i in range(500):
+        d = {"loss": rng.normal(2.3, 1e-4), "big": rng.normal(1e12, 1.0), "acc": (rng.random(), i % 5 + 1)}
+        host.add(d)
+        dev.add({k: ((cupy.asarray(v[0]), v[1]) if isinstance(v, tuple) else cupy.asarray(v))
+                 for k, v in d.items()})
+    h, g = host.state_dict(), dev.state_dict()
+    assert g["names"] == h["names"]
+    np.testing.assert_array_equal(g["moments"], h["moments"])
+    hs, gs = host.make_statistics(), dev.make_statistics()
+    for k in hs:
+        assert float(gs[k]) == float(hs[k]), k
+
+
+# -- Growth during a capture --------------------------------------------------------------------
+
+def test_growing_the_table_during_a_capture_raises_and_keeps_the_state():
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        s = DictSummary()
+        s.add({"a": cupy.asarray(1.0)})
+        store = s._store
+        capacity, before = store.capacity, store.to_host().copy()
+        new_keys = {f"k{i}": cupy.asarray(float(i)) for i in range(capacity + 1)}
+        stream.begin_capture()
+        try:
+            with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
+                s.add(new_keys)
+        finally:
+            stream.end_capture()
+        assert store.capacity == capacity
+        np.testing.assert_array_equal(store.to_host(), before)
+        assert s.state_dict()["names"] == ["a"]
+
+
+def test_capture_in_global_mode_of_dict_summary_adds():
+    stream = cupy.cuda.Stream(non_blocking=True)
+    values = [cupy.asarray(np.float32(v)) for v in (1.0, 2.0, 6.0)]
+    with stream:
+        s = DictSummary()
+        s.add({"x": (values[0], 0.0)})  # the table exists before the capture
+        stream.synchronize()
+        stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeGlobal)
+        for v in values:
+            s.add({"x": v})
+        graph = stream.end_capture()
+        graph.launch()
+        stream.synchronize()
+    assert float(s.compute_mean()["x"]) == 3.0
+
+
+def test_two_threads_adding_on_separate_streams():
+    import threading
+
+    results, errors = [None, None], []
+
+    def work(i):
+        try:
+            stream = cupy.cuda.Stream(non_blocking=True)
+            with stream:
+                s = DictSummary()
+                v = cupy.asarray(float(i + 1))
+                for _ in range(300):
+                    s.add({"v": v, "w": (v, 2)})
+                results[i] = s.state_dict()["moments"]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for i in range(2):
+        np.testing.assert_array_equal(results[i], [[300.0, i + 1.0, 0.0], [600.0, i + 1.0, 0.0]])

@@ -284,3 +284,18 @@ def test_dict_summary_cuda_graph_capture():
         graph.replay()
     torch.cuda.synchronize()
     assert ds.compute_mean()["x"].item() == pytest.approx(2.0, rel=1e-15)
+
+
+@pytest.mark.gpu
+@pytest.mark.torch_gpu
+def test_dict_summary_growth_during_a_torch_capture_raises():
+    ds = fm.DictSummary()
+    x = torch.tensor(1.0, device="cuda")
+    ds.add({"x": x})
+    capacity = ds._store.capacity
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
+        with torch.cuda.graph(graph):
+            ds.add({f"k{i}": x for i in range(capacity + 1)})
+    assert ds._store.capacity == capacity and list(ds.compute_mean()) == ["x"]

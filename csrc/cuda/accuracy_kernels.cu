@@ -10,11 +10,13 @@
 //  * group kernel: G lanes per row for rows whose classes are contiguous (ys_c == 1)
 //    and longer than 128 bytes; 16-byte loads over the aligned middle of each row,
 //    so a warp reads whole sectors instead of one element per thread.
+// A few huge rows go to the split-row path instead (accuracy_split.cu).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "cuda/accuracy_split.h"
 #include "cuda/fm_cuda.h"
 #include "cuda/launch_util.cuh"
 #include "semantics/accuracy_call.h"
@@ -235,6 +237,11 @@ int launch_accuracy_counts(const AccuracyCall& call, std::uintptr_t out, int dev
   // rows: the binding checked that N * M does not overflow.
   const AccuracyParams p{call, call.N * call.M, reinterpret_cast<unsigned long long*>(out)};
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  if (call.C > 0 && wants_split_rows(call, p.rows)) {
+    bool done = false;
+    const cudaError_t err = split_rows_counts(call, p.rows, p.out, device, s, done);
+    if (err != cudaSuccess || done) return int(err);
+  }
   return int(with_logit_code(call.y_code, [&](auto code) { return launch_for_code<decltype(code)::value>(p, device, s); }));
 }
 

@@ -22,6 +22,12 @@ int launch_accuracy_counts(const AccuracyCall& call, std::uintptr_t out, int dev
 int launch_confusion_counts(const ConfusionCall& call, std::uintptr_t matrix, std::uintptr_t invalid, int device,
                             std::uintptr_t stream);
 
+// Makes stream `waiting` wait (on the device, no host sync) for the work queued on
+// stream `waited` so far; nothing when they are the same handle. Capture-safe: while
+// `waiting` captures a graph, it joins `waited` only when that stream captures too
+// (work queued outside the graph cannot be a dependency inside it).
+int stream_wait(std::uintptr_t waited, std::uintptr_t waiting, int device);
+
 // One value folded into the moment table of the summary kernel.
 struct SummaryEntry {
   std::int64_t slot;

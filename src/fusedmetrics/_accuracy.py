@@ -211,7 +211,16 @@ def accuracy(y, t, ignore_label=None):
     (see ``chainer_ignore_label``); ``accuracy_counts`` wants an integer.
     """
     y = _from_dlpack(_unwrap(y))
-    if not (_is_torch(y) or _is_device(y) or isinstance(y, np.ndarray)):
+    if _is_device(y):  # the division runs on the launch stream; the dtype from the interface
+        from . import _device_accuracy
+
+        t = _from_dlpack(_unwrap(t))
+        if not _is_device(t):
+            raise ValueError("y and t must be on the same device; got y on a GPU and t on the host")
+        return _device_accuracy.accuracy_value(
+            y, t, chainer_ignore_label(ignore_label),
+            lambda counts, dtype: accuracy_from_counts(counts, dtype, ignore_label))
+    if not (_is_torch(y) or isinstance(y, np.ndarray)):
         y = _host_array(y, "y")  # buffer-protocol input has no .dtype
     return accuracy_from_counts(accuracy_counts(y, t, chainer_ignore_label(ignore_label)), y.dtype, ignore_label)
 

@@ -5,8 +5,11 @@ path; the plan (built once per dtypes/shapes/strides/ignore/k) holds the result 
 those checks, so a repeated call shape costs one ``describe`` per array and one
 launch. Nothing synchronises with the host: the counts stay on the device and the
 launch goes to y's stream (see ``_interop``), which lets a caller capture the call
-in a CUDA graph.
+in a CUDA graph. When t's stream differs, the launch stream first waits on it (an
+event, no host sync), so labels produced there are complete before they are read.
 """
+import contextlib
+
 import numpy as np
 
 from . import _layout
@@ -43,7 +46,10 @@ def _out_ptr(out, device_id):
     """Pointer of a contiguous int64 (2,) counter array on device_id."""
     if not is_device_array(out):
         raise ValueError("out must be on the same device as y (GPU %d); got a host array" % device_id)
-    od = describe(out)
+    od = describe(out, "out")
+    if od.readonly:
+        raise ValueError("out is read-only (its __cuda_array_interface__ data flag says so); "
+                         "the counts are added into it")
     if od.dtype != np.int64 or tuple(od.shape) != (2,) or od.strides != (8,) or od.device_id != device_id:
         raise ValueError("out must be a contiguous int64 array of shape (2,) on GPU %d; got dtype %s, shape %s, "
                          "strides %s on GPU %d" % (device_id, od.dtype, tuple(od.shape), od.strides, od.device_id))
@@ -61,7 +67,7 @@ def counts(y, t, ignore_label, k, out):
         y = torch_readable(y)
     if is_torch_tensor(t):
         t = torch_readable(t)
-    yd, td = describe(y), describe(t)
+    yd, td = describe(y, "y"), describe(t, "t")
     if yd.device_id != td.device_id:
         raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
                          % (yd.device_id, td.device_id))
@@ -71,10 +77,15 @@ def counts(y, t, ignore_label, k, out):
             y = y.contiguous() if plan.y_contiguous_copy else y
             t = t.contiguous() if plan.t_contiguous_copy else t
             return counts(y, t, ignore_label, k, out)
+        # The copies run on y's stream (a foreign array's data is ready there, not on
+        # CuPy's current stream), after t's stream; the copies are then CuPy arrays on it.
         cupy = require_cupy()
-        y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
-        t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
-        return counts(y, t, ignore_label, k, out)
+        if td.stream_ptr != yd.stream_ptr:
+            cuda_module().stream_wait(td.stream_ptr, yd.stream_ptr, yd.device_id)
+        with _on_stream(cupy, yd.stream_ptr, yd.device_id):
+            y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
+            t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
+            return counts(y, t, ignore_label, k, out)
     if out is None and torch_in:
         import torch
 
@@ -85,8 +96,34 @@ def counts(y, t, ignore_label, k, out):
         out_ptr = out.data.ptr
     else:
         out_ptr = _out_ptr(out, yd.device_id)
+    if td.stream_ptr != yd.stream_ptr:  # labels ready on another stream: order, never sync
+        cuda_module().stream_wait(td.stream_ptr, yd.stream_ptr, yd.device_id)
     plan.launch(yd.ptr, td.ptr, out_ptr, yd.device_id, yd.stream_ptr)
     return out
+
+
+def accuracy_value(y, t, ignore_label, value_of):
+    """``value_of(counts, dtype)`` for device y and t, on the stream the counts were
+    launched on: for a foreign ``__cuda_array_interface__`` array that is the
+    interface's stream, not CuPy's current one, and the division must follow the
+    launch there. The dtype comes from the interface (y may have no ``.dtype``)."""
+    if is_torch_tensor(y):
+        return value_of(counts(y, t, ignore_label, 1, None), y.dtype)
+    yd = describe(y, "y")
+    got = counts(y, t, ignore_label, 1, None)
+    with _on_stream(require_cupy(), yd.stream_ptr, yd.device_id):
+        return value_of(got, yd.dtype)
+
+
+@contextlib.contextmanager
+def _on_stream(cupy, stream_ptr, device_id):
+    """device_id current and stream_ptr CuPy's current stream inside the block."""
+    with cupy.cuda.Device(device_id):
+        if cupy.cuda.get_current_stream().ptr == stream_ptr:
+            yield
+        else:
+            with _foreign_stream(cupy, stream_ptr, device_id):
+                yield
 
 
 def _zeros_counter(device_id, stream_ptr):

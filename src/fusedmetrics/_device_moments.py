@@ -43,6 +43,15 @@ class _CupyTables:
     def to_host(self, array):
         return array.get()
 
+    def capturing(self):
+        """Whether the launch stream is capturing a CUDA graph (an error while another
+        stream captures in global mode counts as capturing: allocating would break it)."""
+        try:
+            with self.cupy.cuda.Device(self.device_id):
+                return self.cupy.cuda.runtime.streamIsCapturing(self.stream()) != 0
+        except self.cupy.cuda.runtime.CUDARuntimeError:
+            return True
+
 
 class _TorchTables:
     """The same for torch tensors: torch's caching allocator and current stream."""
@@ -66,6 +75,10 @@ class _TorchTables:
     def to_host(self, array):
         return array.cpu().numpy()
 
+    def capturing(self):
+        with self.torch.cuda.device(self.device):
+            return self.torch.cuda.is_current_stream_capturing()
+
 
 class DeviceMomentStore:
     """Per-slot float64 moments (W, mean, M2) kept on one device.
@@ -75,7 +88,7 @@ class DeviceMomentStore:
     never synchronises: the table grows on the device (allocation + device copy,
     both stream-ordered) when a slot beyond its capacity appears. Keep one store's
     calls on one stream, as with any CuPy code. Grow it before capturing a CUDA graph
-    (an add() that needs to grow allocates).
+    (an add() that needs to grow allocates; during a capture it raises RuntimeError).
 
     Deliberate difference from the host path: a negative or NaN *device* weight
     cannot raise without a host sync, so it turns that slot's state into NaN
@@ -104,6 +117,12 @@ class DeviceMomentStore:
         return self._capacity
 
     def _grow(self, needed):
+        if self._backend().capturing():
+            # The allocation and zeroing would be recorded into the graph: every replay
+            # would re-zero the table and lose what earlier replays added.
+            raise RuntimeError(
+                f"the device moment table must grow to {needed} slots (it has {self._capacity}) while the "
+                "stream is capturing a CUDA graph; add every key once before capturing")
         capacity = max(16, 2 * self._capacity, needed)
         table = self._backend().zeros((capacity, 3))
         if self._state is not None:
@@ -113,7 +132,7 @@ class DeviceMomentStore:
 
     def _operand(self, value, what, index):
         """(ptr, scalar code) of a one-element device array on this store's device."""
-        info = describe(torch_readable(value) if is_torch_tensor(value) else value)
+        info = describe(torch_readable(value) if is_torch_tensor(value) else value, f"{what}[{index}]")
         ptr, dev, dtype, size = info.ptr, info.device_id, info.dtype, info.size
         if size != 1:
             raise ValueError(f"{what}[{index}] must be a scalar (one element), got {size} elements")
@@ -131,7 +150,7 @@ class DeviceMomentStore:
         """Folds values[i] with weights[i] into slot slots[i]; one launch, no sync.
 
         values: one-element device arrays (any float/int/bool dtype); weights: Python
-        or numpy numbers (checked here: negative or NaN raises ValueError) or
+        or numpy numbers (checked here: negative, NaN or inf raises ValueError) or
         one-element device arrays. Everything is checked before anything is launched.
         """
         n = len(slots)
@@ -158,8 +177,8 @@ class DeviceMomentStore:
                 w_consts.append(0.0)
             else:
                 wf = float(w)
-                if not wf >= 0.0:
-                    raise ValueError(f"weights[{i}] must be >= 0, got {w!r}")
+                if not 0.0 <= wf < float("inf"):  # inf would turn the slot's mean into NaN
+                    raise ValueError(f"weights[{i}] must be finite and >= 0, got {w!r}")
                 w_ptrs.append(0)
                 w_codes.append(0)
                 w_consts.append(wf)

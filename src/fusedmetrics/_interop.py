@@ -199,18 +199,20 @@ class DeviceArray:
     """What the kernels need to know about a device array.
 
     ptr: address of the first element; shape: tuple; strides: bytes, never None;
-    dtype: numpy dtype; device_id: int; stream_ptr: the stream to launch on (int).
+    dtype: numpy dtype; device_id: int; stream_ptr: the stream to launch on (int);
+    readonly: the interface's ``data[1]`` flag (False for CuPy and torch).
     """
 
-    __slots__ = ("ptr", "shape", "strides", "dtype", "device_id", "stream_ptr")
+    __slots__ = ("ptr", "shape", "strides", "dtype", "device_id", "stream_ptr", "readonly")
 
-    def __init__(self, ptr, shape, strides, dtype, device_id, stream_ptr):
+    def __init__(self, ptr, shape, strides, dtype, device_id, stream_ptr, readonly=False):
         self.ptr = ptr
         self.shape = shape
         self.strides = strides
         self.dtype = dtype
         self.device_id = device_id
         self.stream_ptr = stream_ptr
+        self.readonly = readonly
 
     @property
     def size(self):
@@ -235,13 +237,18 @@ def _c_strides(shape, itemsize):
     return tuple(reversed(strides))
 
 
-def _dtype_from_interface(obj, cai):
+def _dtype_from_interface(obj, cai, what):
     typestr = cai["typestr"]
     if "bfloat16" in typestr:
         import ml_dtypes
 
         return np.dtype(ml_dtypes.bfloat16)
     dtype = np.dtype(typestr)
+    if not dtype.isnative:
+        # The kernels read native order; the host path converts, but a device copy
+        # would be an unordered allocation on someone else's stream: refuse instead.
+        raise TypeError(f"{what} has byte-swapped elements (typestr {typestr!r}); device arrays must be in "
+                        "native byte order")
     # The interface spells bfloat16 as a 2-byte void ('<V2'); the object's own dtype
     # (CuPy, Numba) tells which it is.
     own = getattr(obj, "dtype", None)
@@ -284,8 +291,10 @@ def _device_of(obj, ptr):
     return 0
 
 
-def describe(obj) -> DeviceArray:
+def describe(obj, what="the device array") -> DeviceArray:
     """Pointer, shape, byte strides, dtype, device and launch stream of a device array.
+
+    what: the argument's name, for error messages.
 
     Device of a non-CuPy object: its ``.device`` (``.id`` or ``.index``) when it has
     one, else the owner of the pointer (cudaPointerGetAttributes), else CuPy's
@@ -302,10 +311,11 @@ def describe(obj) -> DeviceArray:
     except AttributeError:
         raise TypeError(f"expected a device array with __cuda_array_interface__, got {type(obj).__name__}") from None
     shape = tuple(int(s) for s in cai["shape"])
-    dtype = _dtype_from_interface(obj, cai)
+    dtype = _dtype_from_interface(obj, cai, what)
     strides = cai.get("strides")
     strides = _c_strides(shape, dtype.itemsize) if strides is None else tuple(int(s) for s in strides)
-    ptr = int(cai["data"][0] or 0)
+    data = cai["data"]
+    ptr = int(data[0] or 0)
     device_id = _device_of(obj, ptr)
     stream = cai.get("stream")
     if stream is None:
@@ -316,7 +326,7 @@ def describe(obj) -> DeviceArray:
                 stream = current_stream_ptr(cupy, device_id)
             except Exception:  # noqa: BLE001 - CuPy without a driver: legacy default stream
                 stream = 0
-    return DeviceArray(ptr, shape, strides, dtype, device_id, int(stream))
+    return DeviceArray(ptr, shape, strides, dtype, device_id, int(stream), bool(data[1]))
 
 
 def _describe_torch(t):

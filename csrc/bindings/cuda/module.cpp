@@ -129,6 +129,16 @@ void summary_statistics(std::uintptr_t state_ptr, std::int64_t capacity, std::ui
   check_cuda(code, "summary_statistics");
 }
 
+void stream_wait(std::uintptr_t waited, std::uintptr_t waiting, int device_id) {
+  if (device_id < 0) value_error("stream_wait: device_id must be >= 0");
+  int code;
+  {
+    py::gil_scoped_release release;
+    code = fm::cuda::stream_wait(waited, waiting, device_id);
+  }
+  check_cuda(code, "stream_wait");
+}
+
 py::dict build_info() {
   py::dict d;
   const int rt = fm::cuda::runtime_version();
@@ -179,6 +189,9 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("std_ptr"), py::arg("device_id"), py::arg("stream_ptr"),
         "mean/std (population, variance clamped at 0) of the Chan merge of host moments (n, 3) "
         "with the device states at slots (int64, n); all device pointers; one launch.");
+  m.def("stream_wait", &stream_wait, py::arg("waited"), py::arg("waiting"), py::arg("device_id"),
+        "Makes stream `waiting` wait for the work queued on stream `waited` so far (an event, no "
+        "host sync; capture-safe). Nothing when both are the same handle.");
   bind_confusion_cuda(m);
   m.def("pointer_device", &fm::cuda::pointer_device, py::arg("ptr"),
         "The device owning a device pointer, or -1 when unknown. Never raises.");

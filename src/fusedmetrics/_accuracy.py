@@ -183,7 +183,50 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     return _host_counts(y, t, ignore_label, k, out)
 
 
+# torch CPU plans: (y dtype, shape, stride, t dtype, shape, stride, ignore_label, k) -> plan.
+# A hit reads the tensors in place through data_ptr (C++ checks every read against the
+# storage's bounds): no numpy views and no from_numpy, which cost more than the kernel
+# on small batches.
+_TORCH_PLANS = {}
+
+
 def _torch_host_counts(y, t, ignore_label, k, out):
+    """CPU tensors: the cached in-place path when it applies, else numpy views of their
+    memory through the same plans and kernels."""
+    import torch  # already imported: y is a tensor
+
+    Tensor = torch.Tensor
+    # Exact Tensors only (subclasses may redefine what they hold); the neg bit means the
+    # memory holds the negated values; other devices (meta, ...) have no host memory.
+    if (out is None and type(y) is Tensor and type(t) is Tensor and (ignore_label is None or type(ignore_label) is int)
+            and t.is_cpu and y.is_cpu and not (y.is_neg() or t.is_neg())):
+        key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), ignore_label, k)
+        plan = _TORCH_PLANS.get(key)
+        if plan is None:
+            plan = _torch_plan(y, t, ignore_label, k, key)
+        if plan is not False:
+            counts = torch.zeros(2, dtype=torch.int64)
+            if plan.count_torch(y.untyped_storage(), y.data_ptr(), t.untyped_storage(), t.data_ptr(),
+                                counts.data_ptr()):
+                return counts
+    return _torch_host_counts_via_numpy(y, t, ignore_label, k, out)
+
+
+def _torch_plan(y, t, ignore_label, k, key):
+    """The plan of a (y, t) call shape for the in-place path, or False when the tensors
+    need a copy first (byte order, alignment, axes no stride walks): cached either way."""
+    y_view, y_dtype = _torch_host_view(y)
+    t_view = _torch_host_view(t)[0]
+    _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
+    plan = False if copied else _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code,
+                                                   view.t_strides, has_ignore, ignore, k)
+    if len(_TORCH_PLANS) >= _MAX_PLANS:
+        _TORCH_PLANS.clear()
+    _TORCH_PLANS[key] = plan
+    return plan
+
+
+def _torch_host_counts_via_numpy(y, t, ignore_label, k, out):
     """CPU tensors through numpy views of their memory: same plans, same kernels."""
     y_view, y_dtype = _torch_host_view(y)
     if _is_torch(t):

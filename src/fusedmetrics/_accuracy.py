@@ -5,6 +5,8 @@ numpy's argmax order, i.e. the first maximum wins ties, NaN counts as the maximu
 and the first NaN wins; a label outside [0, C) that is not the ignore label is
 wrong but counted; rows whose label equals ``ignore_label`` are not counted.
 """
+import sys as _sys
+
 import numpy as np
 
 from . import _core, _layout
@@ -169,6 +171,11 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         k = _check_k(k)
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)
+    torch = _sys.modules.get("torch")
+    if torch is not None and type(y) is torch.Tensor and out is None:
+        counts = _torch_in_place_counts(torch, y, t, ignore_label, k)
+        if counts is not None:
+            return counts
     y, t = _unwrap(y), _unwrap(t)
     if _is_torch(y) and not y.is_cuda:
         return _torch_host_counts(y, t, ignore_label, k, out)
@@ -190,26 +197,25 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
 _TORCH_PLANS = {}
 
 
-def _torch_host_counts(y, t, ignore_label, k, out):
-    """CPU tensors: the cached in-place path when it applies, else numpy views of their
-    memory through the same plans and kernels."""
-    import torch  # already imported: y is a tensor
-
+def _torch_in_place_counts(torch, y, t, ignore_label, k):
+    """Counts of CPU tensors read in place through a cached plan, or None where that path
+    does not apply (the general path then takes the call)."""
     Tensor = torch.Tensor
     # Exact Tensors only (subclasses may redefine what they hold); the neg bit means the
     # memory holds the negated values; other devices (meta, ...) have no host memory.
-    if (out is None and type(y) is Tensor and type(t) is Tensor and (ignore_label is None or type(ignore_label) is int)
-            and t.is_cpu and y.is_cpu and not (y.is_neg() or t.is_neg())):
-        key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), ignore_label, k)
-        plan = _TORCH_PLANS.get(key)
-        if plan is None:
-            plan = _torch_plan(y, t, ignore_label, k, key)
-        if plan is not False:
-            counts = torch.zeros(2, dtype=torch.int64)
-            if plan.count_torch(y.untyped_storage(), y.data_ptr(), t.untyped_storage(), t.data_ptr(),
-                                counts.data_ptr()):
-                return counts
-    return _torch_host_counts_via_numpy(y, t, ignore_label, k, out)
+    if not (type(t) is Tensor and (ignore_label is None or type(ignore_label) is int)
+            and y.is_cpu and t.is_cpu and not (y.is_neg() or t.is_neg())):
+        return None
+    key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), ignore_label, k)
+    plan = _TORCH_PLANS.get(key)
+    if plan is None:
+        plan = _torch_plan(y, t, ignore_label, k, key)
+    if plan is False:
+        return None
+    counts = torch.zeros(2, dtype=torch.int64)
+    if plan.count_torch(y.untyped_storage(), y.data_ptr(), t.untyped_storage(), t.data_ptr(), counts.data_ptr()):
+        return counts
+    return None
 
 
 def _torch_plan(y, t, ignore_label, k, key):
@@ -226,7 +232,7 @@ def _torch_plan(y, t, ignore_label, k, key):
     return plan
 
 
-def _torch_host_counts_via_numpy(y, t, ignore_label, k, out):
+def _torch_host_counts(y, t, ignore_label, k, out):
     """CPU tensors through numpy views of their memory: same plans, same kernels."""
     y_view, y_dtype = _torch_host_view(y)
     if _is_torch(t):

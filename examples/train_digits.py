@@ -6,6 +6,7 @@
 The 1,797 8x8 images ship with scikit-learn: nothing is downloaded. Runs on the CPU.
 """
 import argparse
+import gc
 import json
 import os
 
@@ -63,14 +64,16 @@ def main(argv=None):
     train_loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test, batch_size=128)
 
-    model = MLP()
-    if distributed:
-        model = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    manager = ppe.training.ExtensionsManager(model, optimizer, args.epochs, iters_per_epoch=len(train_loader),
+    net = MLP()
+    # Training steps go through DDP; the manager and the evaluator see the MLP itself, so its
+    # reports are named main/... (registered under DDP they would be mainmodule/...) and
+    # evaluation, whose batch counts may differ between ranks, starts no DDP collective.
+    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    manager = ppe.training.ExtensionsManager(net, optimizer, args.epochs, iters_per_epoch=len(train_loader),
                                              out_dir=args.out if rank == 0 else f"{args.out}/rank{rank}")
     evaluator_cls = fmppe.DistributedEvaluator if distributed else fmppe.Evaluator
-    manager.extend(evaluator_cls(test_loader, model), trigger=(1, "epoch"))
+    manager.extend(evaluator_cls(test_loader, net), trigger=(1, "epoch"))
     manager.extend(fmppe.MicroAverage("main/correct", "main/total", "main/accuracy"), trigger=(1, "iteration"))
     manager.extend(fmppe.MicroAverage("validation/main/correct", "validation/main/total",
                                       "validation/main/accuracy"), trigger=(1, "iteration"))
@@ -87,6 +90,11 @@ def main(argv=None):
                 model(x, t).backward()
                 optimizer.step()
     if distributed:
+        # DDP's reducer holds the gloo process group: freed after destroy_process_group (at
+        # exit), its destructor waited forever on a rank whose peer had left. Free it first.
+        del model
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
     return log.log
 

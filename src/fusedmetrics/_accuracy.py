@@ -5,6 +5,8 @@ numpy's argmax order, i.e. the first maximum wins ties, NaN counts as the maximu
 and the first NaN wins; a label outside [0, C) that is not the ignore label is
 wrong but counted; rows whose label equals ``ignore_label`` are not counted.
 """
+import sys as _sys
+
 import numpy as np
 
 from . import _core, _layout
@@ -162,6 +164,11 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         k = _check_k(k)
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)
+    torch = _sys.modules.get("torch")
+    if torch is not None and type(y) is torch.Tensor and out is None:
+        counts = _torch_in_place_counts(torch, y, t, ignore_label, k)
+        if counts is not None:
+            return counts
     y, t = _unwrap(y), _unwrap(t)
     if _is_torch(y) and not y.is_cuda:
         return _torch_host_counts(y, t, ignore_label, k, out)
@@ -174,6 +181,48 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         from . import _device_accuracy
         return _device_accuracy.counts(y, t, ignore_label, k, out)
     return _host_counts(y, t, ignore_label, k, out)
+
+
+# torch CPU plans: (y dtype, shape, stride, t dtype, shape, stride, ignore_label, k) -> plan.
+# A hit reads the tensors in place through data_ptr (C++ checks every read against the
+# storage's bounds): no numpy views and no from_numpy, which cost more than the kernel
+# on small batches.
+_TORCH_PLANS = {}
+
+
+def _torch_in_place_counts(torch, y, t, ignore_label, k):
+    """Counts of CPU tensors read in place through a cached plan, or None where that path
+    does not apply (the general path then takes the call)."""
+    Tensor = torch.Tensor
+    # Exact Tensors only (subclasses may redefine what they hold); the neg bit means the
+    # memory holds the negated values; other devices (meta, ...) have no host memory.
+    if not (type(t) is Tensor and (ignore_label is None or type(ignore_label) is int)
+            and y.is_cpu and t.is_cpu and not (y.is_neg() or t.is_neg())):
+        return None
+    key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), ignore_label, k)
+    plan = _TORCH_PLANS.get(key)
+    if plan is None:
+        plan = _torch_plan(y, t, ignore_label, k, key)
+    if plan is False:
+        return None
+    counts = torch.zeros(2, dtype=torch.int64)
+    if plan.count_torch(y.untyped_storage(), y.data_ptr(), t.untyped_storage(), t.data_ptr(), counts.data_ptr()):
+        return counts
+    return None
+
+
+def _torch_plan(y, t, ignore_label, k, key):
+    """The plan of a (y, t) call shape for the in-place path, or False when the tensors
+    need a copy first (byte order, alignment, axes no stride walks): cached either way."""
+    y_view, y_dtype = _torch_host_view(y)
+    t_view = _torch_host_view(t)[0]
+    _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
+    plan = False if copied else _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code,
+                                                   view.t_strides, has_ignore, ignore, k)
+    if len(_TORCH_PLANS) >= _MAX_PLANS:
+        _TORCH_PLANS.clear()
+    _TORCH_PLANS[key] = plan
+    return plan
 
 
 def _torch_host_counts(y, t, ignore_label, k, out):

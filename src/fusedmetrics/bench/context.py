@@ -24,6 +24,7 @@ class Context:
     notes: list = field(default_factory=list)
     modes: tuple = ("back-to-back",)  # call patterns: "back-to-back", "loop" (see timing.MemoryGap)
     gap_s: float = 0.010
+    torch: bool = False               # accuracy suite: torch CPU tensor input and TorchMetrics candidates
     _gap: Any = None
     _chainer: Any = None
     _chainer_why: Optional[str] = None

@@ -44,6 +44,10 @@ def build_parser():
                    help="accuracy labels: argmax (every row correct, every score must be read: default), "
                         "half (about half correct), random (uniform)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--torch", nargs="?", const="on", choices=("auto", "on", "off"), default="auto",
+                   help="accuracy suite: also time ours on torch CPU tensors (the same buffers) and TorchMetrics' "
+                        "MulticlassAccuracy(average='micro').update; 'auto' (default) does so when torch is "
+                        "importable, except with --quick (its inputs are large: pass --torch to include them)")
     p.add_argument("--quick", action="store_true",
                    help="the embedded default: fewer shapes and repeats (under 2 minutes on 2 CPU cores)")
     p.add_argument("--repeat", type=int, default=None, help="timed rounds per figure (default 5 quick, 15 full)")
@@ -118,13 +122,17 @@ def run(argv):
             fm.set_num_threads(args.threads)
 
     llc = machine.last_level_cache_bytes()
+    ctx_notes = []
+    use_torch = _torch_variant(args, ctx_notes)
     ctx = Context(device=args.device,
                   repeat=args.repeat or (5 if args.quick else 15),
                   warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
                   quick=args.quick, dtypes=dtypes, label_dtype=label_dtype.name, label_mode=args.labels,
                   shapes=shapes,
                   llc_bytes=llc, min_sample_s=0.005 if args.quick else 0.02, cupy=cupy,
-                  modes=modes, gap_s=args.gap_ms / 1e3)
+                  modes=modes, gap_s=args.gap_ms / 1e3,
+                  torch=use_torch)
+    ctx.notes.extend(ctx_notes)
     if llc is None:
         ctx.notes.append("last-level cache size unknown: assumed 32 MiB")
 
@@ -135,7 +143,8 @@ def run(argv):
         "options": {"suites": suites, "shapes": [list(s) for s in shapes] if shapes else None,
                     "dtypes": dtypes, "label_dtype": label_dtype.name, "labels": args.labels,
                     "device": args.device, "modes": list(modes), "gap_ms": args.gap_ms,
-                    "quick": args.quick, "repeat": ctx.repeat, "warmup": ctx.warmup, "threads": args.threads},
+                    "quick": args.quick, "repeat": ctx.repeat, "warmup": ctx.warmup, "threads": args.threads,
+                    "torch": ctx.torch},
         "suites": {},
         "notes": ctx.notes,
         "load_average_at_start": machine.load_average(),
@@ -189,6 +198,23 @@ def run(argv):
     except BrokenPipeError:
         sys.stderr.close()   # nothing more can be shown; the exit code still tells
     return 1 if any(s["status"] == "error" for s in doc["suites"].values()) else 0
+
+
+def _torch_variant(args, notes):
+    """Whether the accuracy suite adds its torch-input candidates; why not goes into ``notes``."""
+    if args.torch == "off":
+        return False
+    if args.device != "cpu":
+        if args.torch == "on":
+            notes.append("--torch: the torch variant is CPU only; skipped on --device cuda")
+        return False
+    if args.torch == "auto" and args.quick:
+        return False
+    torch, why = try_import("torch")
+    if torch is None:
+        notes.append(f"accuracy: torch baselines skipped: {why}")
+        return False
+    return True
 
 
 def _write_extras(doc, args):

@@ -16,11 +16,20 @@ Each shape is timed in every call pattern of ``--mode`` on the same buffers: bac
 ceiling is measured in the same pattern and interleaved: one-thread numpy.sum ("ceiling") and
 numpy.sum split over the kernel's threads ("ceiling_mt"); ``pct_of_read_ceiling`` divides ours by
 the better of the two medians.
+
+With ``--torch`` (automatic outside ``--quick`` when torch is importable; CPU only) two more
+candidates read the same buffers as torch CPU tensors (``torch.from_numpy``, no copy):
+- ours_torch: ``fusedmetrics.accuracy_counts`` on the tensors (``torch_input_ratio`` = its time / ours
+  on numpy: the cost of taking torch input);
+- torchmetrics: ``MulticlassAccuracy(num_classes=C, average="micro").update`` on the same tensors
+  (``speedup_torch`` = its time / ours_torch), when TorchMetrics is importable (a note otherwise).
+Both are checked against the argmax baseline before anything is timed.
 """
 import numpy as np
 
 from . import data, hooks
 from .errors import GuardError, SkipSuite
+from .optional import try_import
 from .timing import Candidate, ParallelSum, measure, reader_threads, rounds, spread
 
 NAME = "accuracy"
@@ -117,6 +126,8 @@ def run_case(ctx, case):
     ]
     if F is not None:
         candidates.append(Candidate("chainer", lambda i: F.accuracy(*pick(i)), ctx.sync_fn))
+    if ctx.torch and ctx.device == "cpu":
+        candidates += _torch_candidates(ctx, ours, pool, guard_sets, where)
     ceiling_name, ceiling_bytes, ceiling_cand, ceiling_keep = _ceiling(ctx, maker, nbytes, pool_n)
     candidates.append(ceiling_cand)
     parallel = None
@@ -139,6 +150,36 @@ def run_case(ctx, case):
             for mode, timings in per_mode.items()]
 
 
+def _torch_candidates(ctx, ours, pool, guard_sets, where):
+    """ours on torch CPU tensors and TorchMetrics' micro accuracy, over views of the same buffers."""
+    import torch
+    tpool = [(torch.from_numpy(y), torch.from_numpy(t)) for y, t in pool]
+    out = []
+    for y, t in guard_sets:
+        expected, n = int((y.argmax(axis=1) == t).sum()), len(t)
+        got = ours(torch.from_numpy(y), torch.from_numpy(t))
+        if not isinstance(got, torch.Tensor) or got.tolist() != [expected, n]:
+            raise GuardError(f"accuracy_counts on torch tensors gave {got!r}, the argmax baseline "
+                             f"[{expected}, {n}] ({where})")
+    out.append(Candidate("ours_torch", lambda i: ours(*tpool[i % len(tpool)])))
+    classification, why = try_import("torchmetrics.classification")
+    if classification is None:
+        ctx.note(f"TorchMetrics' MulticlassAccuracy skipped: {why}")
+        return out
+    C = pool[0][0].shape[1]
+    metric = classification.MulticlassAccuracy(num_classes=C, average="micro", validate_args=False)
+    for y, t in guard_sets:
+        metric.reset()
+        metric.update(torch.from_numpy(y), torch.from_numpy(t))
+        exact = float((y.argmax(axis=1) == t).mean())
+        got = float(metric.compute())
+        if abs(got - exact) > 1e-6:
+            raise GuardError(f"TorchMetrics' MulticlassAccuracy gave {got!r}, the argmax baseline {exact!r} ({where})")
+    metric.reset()
+    out.append(Candidate("torchmetrics", lambda i: metric.update(*tpool[i % len(tpool)])))
+    return out
+
+
 def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes, chainer_ok):
     n, c, dtype = case["N"], case["C"], np.dtype(case["dtype"])
     label_dtype = np.dtype(ctx.label_dtype)
@@ -155,8 +196,13 @@ def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceili
         "calls_per_sample": {k: v.calls_per_sample for k, v in timings.items()},
         "gbps": {k: (ceiling_bytes if k.startswith("ceiling") else nbytes) / v.median_s / 1e9
                  for k, v in timings.items()},
-        "speedup": {k: v.median_s / ours_t for k, v in timings.items() if not k.startswith(("ours", "ceiling"))},
+        "speedup": {k: v.median_s / ours_t for k, v in timings.items()
+                    if not k.startswith(("ours", "ceiling", "torchmetrics"))},
     }
+    if "ours_torch" in timings:
+        ours_torch_t = timings["ours_torch"].median_s
+        result["torch_input_ratio"] = ours_torch_t / ours_t
+        result["speedup_torch"] = {k: timings[k].median_s / ours_torch_t for k in ("torchmetrics",) if k in timings}
     result["pct_of_ceiling"] = 100.0 * result["gbps"]["ours"] / result["gbps"]["ceiling"]
     if "ceiling_mt" in timings:
         # A ceiling is the best the machine gave: threads sharing one CPU for a while (seen on
@@ -203,6 +249,9 @@ def _ceiling(ctx, maker, nbytes, pool_n):
 def table(results):
     headers = ["shape NxC", "dtype", "mode", "ours ms", "ours GB/s (best)", "% ceiling", "% read ceiling",
                "base ms", "x base", "chainer ms", "x chainer", "ceiling GB/s", "all-core best GB/s", "% all-core"]
+    torch = any("ours_torch" in r["time_s"] for r in results)
+    if torch:
+        headers += ["torch/numpy input", "torchmetrics ms", "x torchmetrics"]
     rows = []
     for r in results:
         base = "cupy" if "cupy" in r["time_s"] else "numpy"
@@ -217,6 +266,11 @@ def table(results):
             f"{r['ceiling_mt_best_gbps']:.1f}" if "ceiling_mt_best_gbps" in r else "-",
             f"{r['pct_of_ceiling_mt']:.0f}%" if "pct_of_ceiling_mt" in r else "-",
         ])
+        if torch:
+            st = r.get("speedup_torch", {})
+            rows[-1] += [f"{r['torch_input_ratio']:.2f}" if "torch_input_ratio" in r else "-",
+                         _ms(r["time_s"]["torchmetrics"]) if "torchmetrics" in r["time_s"] else "-",
+                         f"{st['torchmetrics']:.1f}x" if "torchmetrics" in st else "-"]
     return headers, rows
 
 

@@ -85,7 +85,7 @@ class AccuracyPlan {
   // storage between the check and the last read. out_ptr: a fresh C-contiguous int64
   // (2,) tensor that Python allocated; [correct, total] are added into it. Returns false,
   // touching nothing, for what the kernels cannot take in place (an empty view, a
-  // misaligned pointer): the caller then takes the general path.
+  // misaligned pointer) and for calls over 4 MiB: the caller then takes the general path.
   bool count_torch(const py::object& y_storage, uintptr_t y_ptr, const py::object& t_storage, uintptr_t t_ptr,
                    uintptr_t out_ptr) {
     const auto& p = call_;
@@ -95,6 +95,12 @@ class AccuracyPlan {
     const fm::bindings::Extent ye = extent_of(3, y_shape, y_strides, yi, yi);
     const fm::bindings::Extent te = extent_of(2, t_shape, t_strides, ti, ti);
     if (ye.empty || te.empty || y_ptr % uintptr_t(yi) != 0 || t_ptr % uintptr_t(ti) != 0) return false;
+    // This path keeps the GIL through the kernel (so no thread can free or shrink a
+    // storage after the check): only for small calls, where the saved microseconds
+    // matter and the GIL is held for about as long. Large ones take the general path,
+    // which releases the GIL while the kernels run.
+    constexpr int64_t kMaxBytesUnderGil = int64_t(1) << 22;
+    if ((ye.high - ye.low) + (te.high - te.low) > kMaxBytesUnderGil) return false;
     if (out_ptr == 0 || out_ptr % alignof(int64_t) != 0) throw std::invalid_argument("out must be aligned to 8 bytes");
     require_inside_storage(ye, y_ptr, y_storage, "y");
     require_inside_storage(te, t_ptr, t_storage, "t");

@@ -14,7 +14,9 @@ import pytest
 import fusedmetrics
 from fusedmetrics import DictSummary, Summary
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# The children import the fusedmetrics this process imported (installed, or the sanitized
+# copy of scripts/sanitize.sh), not src/: a clean checkout's src/ has no compiled _core.
+PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fusedmetrics.__file__)))
 
 
 class Yielding:
@@ -178,7 +180,7 @@ def test_largest_k_is_accepted():
 # -- subprocess checks: a regression must fail, never hang -------------------------
 
 def run_python(code, timeout):
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     try:
         return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                               timeout=timeout, env=env)

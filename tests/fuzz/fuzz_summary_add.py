@@ -45,6 +45,7 @@ def consume_float(fdp):
     return fdp.ConsumeFloat() if fdp.ConsumeBool() else float(fdp.ConsumeIntInRange(-3, 3))
 
 
+@atheris.instrument_func  # add() is one C++ call: guide by which cases were built and checked
 def scalar(fdp):
     """A value or weight of any kind the API may see."""
     kind = fdp.ConsumeIntInRange(0, 17)
@@ -67,6 +68,7 @@ def scalar(fdp):
     ][kind - 5]()
 
 
+@atheris.instrument_func
 def make_case(fdp):
     batches = []
     for _ in range(fdp.ConsumeIntInRange(1, 4)):
@@ -85,6 +87,7 @@ def make_case(fdp):
 
 
 # -- the reference: Chainer's acceptance rules, then exact arithmetic --------------
+@atheris.instrument_func
 def classify(x):
     """('skip'|'bad'|'ok', Fraction or None (non-finite), integer-typed)."""
     if isinstance(x, np.ndarray):
@@ -106,6 +109,7 @@ def classify(x):
     return "skip", None, False  # None and other non-scalars
 
 
+@atheris.instrument_func
 def expected_outcome(batch, stats):
     """(error or None, new stats) for one add(): stats maps key -> list of (x, w)."""
     new = {k: list(v) for k, v in stats.items()}
@@ -145,6 +149,7 @@ def show(fr):
     return repr(float(fr)) if abs(fr) <= FLOAT_MAX else f"~{'-' if fr < 0 else ''}2**{fr.numerator.bit_length() - fr.denominator.bit_length()}"
 
 
+@atheris.instrument_func
 def check_stats(summary, stats):
     names, moments, integer = snapshot(summary)
     if names != list(stats):

@@ -5,11 +5,12 @@
 # Python deps come from $VENV (.venv, built by scripts/setup-env.sh); the
 # sanitized package is put first on PYTHONPATH, ahead of the installed one.
 # Extra arguments go to pytest (e.g. -k summary).
-# Timing (ci-check, 2026-12-01, shared 2-core VM at load ~11, so wall times are
-# inflated 3-5x): `-k hardening` (57 tests) took 62 s under ASan, the stress test
-# 20 s as asked (7 threads, ~130k summary items, no report); that run with the last
-# 7 of the 28 compile units cost 234 s CPU. The full ASan build and the whole
-# sanitized suite did not finish here in the time available: not yet measured.
+# Timing (ci-check, 2026-12-01, shared 2-core VM at load 3-11, so wall times are
+# inflated): the sanitized suite in two runs, `-k "hardening or summary"` (229 tests,
+# 90 s; with the 20 s stress test 2:10 wall, 119 s CPU) and the rest (1713 tests,
+# 182 s; 3:20 wall, 211 s CPU): about 5.5 min wall, 330 s CPU, no sanitizer report.
+# The ASan build of _core was not timed in one piece (the Release build costs 157 s
+# CPU, ~1.5 min at -j2). Estimate on a quiet 2-core machine: ~8 min for this leg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

@@ -161,3 +161,43 @@ def test_nonfinite_values_give_numpys_mean_and_a_nan_std(values):
     np.testing.assert_equal(stats["k"], want_mean)
     assert np.isnan(want_std) and np.isnan(stats["k.std"])
     DictSummary.from_state_dict(s.state_dict())
+
+
+# Found by tests/fuzz/fuzz_summary_add.py: the growth of M2 was formed as
+# delta * (delta * (wb * share_a)), whose last factor rounds to 0 for subnormal weights.
+@pytest.mark.parametrize("items", [
+    [(7.895077760941333e-10, 5e-324), (-9.021112406905443e+21, 5e-324)],  # M2 was 0, exact ~2e-280
+    [(1.4207953655668954e-46, 5e-324), (-8.969915060669882e+145, 5e-324), (1e-310, 5e-324)],
+])
+def test_subnormal_weights_keep_the_spread(items):
+    W, mean, m2 = exact(items)
+    got_w, got_mean, got_m2 = row_of(add_all(items))
+    assert got_m2 == pytest.approx(float(m2), rel=1e-12, abs=0)
+    assert got_m2 / got_w == pytest.approx(float(m2 / W), rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("items", [
+    [(1.7976931348623157e308, 5.563195330051448e-30), (-1.7976931348623157e308, 6.4e307)],
+    [(-1e308, 7.979548856809403e-174), (1.7976931348623157e308, 1.437759510177874e173)],
+    [(1e308, 1e-310), (-1.7976931348623157e308, 2.5e291), (5.3379331597802465e272, 4.0685465982787567e-131)],
+])
+def test_m2_beyond_float64_is_inf_not_nan(items):
+    """Opposite huge values: delta overflows and (with a tiny weight share) inf * 0
+    gave M2 NaN. The exact M2 is beyond float64: documented as +inf with a finite mean."""
+    W, mean, m2 = exact(items)
+    assert m2 > Fraction(sys.float_info.max)
+    s = add_all(items)
+    got_w, got_mean, got_m2 = row_of(s)
+    assert got_m2 == np.inf
+    assert abs(got_mean - float(mean)) <= 1e-12 * 1.8e308
+    assert s.make_statistics()["a.std"] == np.inf
+    assert_round_trips(s)
+
+
+def test_opposite_huge_values_with_a_tiny_weight_keep_a_finite_m2():
+    """delta overflows but the exact M2 (about 3e293) is a float64: it must come out."""
+    items = [(1.7976931348623157e308, 5e-324), (-1.7976931348623157e308, 5e-324)]
+    W, mean, m2 = exact(items)
+    got_w, got_mean, got_m2 = row_of(add_all(items))
+    assert got_mean == 0.0
+    assert got_m2 == pytest.approx(float(m2), rel=1e-12, abs=0)

@@ -14,10 +14,9 @@ import fusedmetrics
 from fusedmetrics import DictSummary, Summary
 from test_summary_moments import assert_round_trips
 
-# The folder holding the fusedmetrics this process imported (src/ in a developer
-# checkout, site-packages when the tests run against an installed build), so the
-# child processes import the same build.
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(fusedmetrics.__file__)))
+# The children import the fusedmetrics this process imported (installed, or the sanitized
+# copy of scripts/sanitize.sh), not src/: a clean checkout's src/ has no compiled _core.
+PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fusedmetrics.__file__)))
 
 
 class Yielding:
@@ -175,7 +174,7 @@ def test_largest_k_is_accepted():
 # -- subprocess checks: a regression must fail, never hang -------------------------
 
 def run_python(code, timeout):
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     try:
         return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                               timeout=timeout, env=env)

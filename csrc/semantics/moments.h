@@ -9,7 +9,9 @@
 // the larger): each share W_a / W and W_b / W is its own correctly rounded division
 // (never 1 - the other share), the mean moves from the heavier side by the lighter
 // side's share, and M2 grows by delta^2 * W_a * W_b / W built from non-negative
-// factors only. The callers reject a total weight that overflows (host) or cannot
+// factors that neither underflow nor overflow unless the result does. An M2 beyond
+// float64 (finite mean) is +inf, so std is inf; a NaN or infinite mean carries a NaN
+// M2. The callers reject a total weight that overflows (host) or cannot
 // reach one (device weights are per-batch finite values).
 #pragma once
 #include "hd.h"
@@ -51,7 +53,23 @@ FM_HD Moments moments_combine(double wa, double ma, double m2a, double wb, doubl
   } else {
     out.mean = mb - delta * share_a;
   }
-  out.m2 = m2a + m2b + delta * (delta * (wb * share_a));
+  // M2 grows by delta^2 * wa * wb / total = (delta * w_light) * (delta * share_heavy):
+  // share_heavy >= 1/2, so no factor underflows unless the result does. (Forming
+  // wb * share_a first rounded it to 0 for subnormal weights: M2 0 for a spread series,
+  // and inf * 0 = NaN when delta overflowed.)
+  const bool a_light = wa <= wb;
+  const double w_light = a_light ? wa : wb;
+  const double share_heavy = a_light ? share_b : share_a;
+  double grow;
+  if (moments_finite(delta)) {
+    grow = (delta * w_light) * (delta * share_heavy);
+  } else {
+    // delta beyond float64 (opposite huge means): its half is exact and finite; the
+    // product is +inf only when the true M2 is beyond float64 too.
+    const double half = mb * 0.5 - ma * 0.5;
+    grow = (half * w_light) * (half * share_heavy) * 4.0;
+  }
+  out.m2 = m2a + m2b + grow;
   return spread_of_nonfinite(out);
 }
 

@@ -187,7 +187,7 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
 # A hit reads the tensors in place through data_ptr (C++ checks every read against the
 # storage's bounds): no numpy views and no from_numpy, which cost more than the kernel
 # on small batches.
-_TORCH_PLANS = {}
+_TORCH_PLANS = _layout.PlanCache()
 
 
 def _torch_in_place_counts(torch, y, t, ignore_label, k):
@@ -219,9 +219,7 @@ def _torch_plan(y, t, ignore_label, k, key):
     _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
     plan = False if copied else _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code,
                                                    view.t_strides, has_ignore, ignore, k)
-    if len(_TORCH_PLANS) >= _MAX_PLANS:
-        _TORCH_PLANS.clear()
-    _TORCH_PLANS[key] = plan
+    _TORCH_PLANS.put(key, plan)
     return plan
 
 

@@ -4,7 +4,8 @@ Property: for any scores/labels (dtypes incl. float16/float64 and wrong ones; sh
 incl. empty, broadcast, strided, reversed, Fortran-ordered, byte-swapped, unaligned),
 any ignore label and any k, the result equals tests/reference.py's top_k_counts
 (added to `out` when given), or the call raises TypeError/ValueError with a message
-and leaves `out` unchanged. Anything else is a finding.
+and leaves `out` unchanged. A k that is not an integer in [1, 2**63 - 1] (the kernels'
+int64) must never be accepted. Anything else is a finding.
 """
 import sys
 
@@ -95,7 +96,8 @@ def make_case(fdp):
     y, t = relayout(fdp, y), relayout(fdp, t)
     ignore = pick(fdp, [None, None, -1, 0, 1, 255, 2 ** 63, -2 ** 63 - 1, np.int64(-1), np.uint8(1),
                         True, 1.5, "x", fdp.ConsumeIntInRange(-2 ** 65, 2 ** 65)])
-    k = pick(fdp, [1, 1, 2, 3, 5, max(c, 1), c + 1, 0, -1, 2 ** 62, 2 ** 64, np.int32(2), 1.0, True])
+    k = pick(fdp, [1, 1, 2, 3, 5, max(c, 1), c + 1, 0, -1, 2 ** 62, 2 ** 63 - 1, 2 ** 63, 2 ** 64, np.int32(2),
+                   np.uint64(2 ** 63), 1.0, True])
     out = None
     if fdp.ConsumeIntInRange(0, 3) == 0:
         out = np.array([fdp.ConsumeIntInRange(0, 1000), fdp.ConsumeIntInRange(0, 1000)], dtype=np.int64)
@@ -122,6 +124,8 @@ def check(case):
         if out is not None and not np.array_equal(out, before):
             raise Finding(f"a failed call changed out: {before} -> {out}")
         return
+    if not hasattr(k, "__index__") or not 1 <= int(k.__index__()) <= 2 ** 63 - 1:
+        raise Finding(f"accepted k={k!r} (documented: an integer in [1, 2**63 - 1]); returned {got}")
     try:
         expected = top_k_counts(y, t, reference_ignore(ignore, t.dtype), min(int(k), 10 ** 6))
     except Exception as error:  # noqa: BLE001 - the call accepted what the reference cannot count

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fusedmetrics as fm
-from fusedmetrics import _accuracy
+from fusedmetrics import _accuracy, _layout
 
 torch = pytest.importorskip("torch")
 
@@ -25,7 +25,7 @@ def _batch(n=64, c=10, seed=0):
 
 
 def test_repeated_calls_use_one_cached_plan_and_match_numpy(monkeypatch):
-    monkeypatch.setattr(_accuracy, "_TORCH_PLANS", {})
+    monkeypatch.setattr(_accuracy, "_TORCH_PLANS", _layout.PlanCache())
     for seed in range(4):   # new tensors of one call shape: one plan
         y, t = _batch(seed=seed)
         got = fm.accuracy_counts(y, t)
@@ -91,7 +91,7 @@ def test_cpp_refuses_reads_outside_the_storage():
     y, t = _batch()
     fm.accuracy_counts(y, t)
     key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), None, 1)
-    plan = _accuracy._TORCH_PLANS[key]
+    plan = _accuracy._TORCH_PLANS.get(key)
     out = torch.zeros(2, dtype=torch.int64)
     ys, ts = y.untyped_storage(), t.untyped_storage()
     for y_ptr, t_ptr in ((y.data_ptr() + 4, t.data_ptr()), (y.data_ptr() - 4, t.data_ptr()),

@@ -128,6 +128,12 @@ class PlanCache:
     def get(self, key):
         return self._plans.get(key)
 
+    def __len__(self):
+        return len(self._plans)
+
+    def values(self):
+        return self._plans.values()
+
     def put(self, key, plan):
         if key is None:
             return

@@ -59,17 +59,26 @@ def mutate_array(fdp, a):
         return a
 
 
+def _cast(a, dtype):
+    """a as dtype, or a unchanged when an earlier mutation left values dtype cannot hold
+    (a huge int, a string): the case generator itself must never raise."""
+    try:
+        return a.astype(dtype)
+    except (OverflowError, TypeError, ValueError):
+        return a
+
+
 def _mutate_array(fdp, a):
     how = fdp.ConsumeIntInRange(0, 6)
     if how == 0 and a.size:
-        a = a.astype(object if fdp.ConsumeBool() else complex)
+        a = _cast(a, object if fdp.ConsumeBool() else complex)
         try:
             a.flat[fdp.ConsumeIntInRange(0, a.size - 1)] = odd(fdp)
         except (TypeError, ValueError):  # "x" into a complex array
             pass
         return a
     if how == 1 and a.size:
-        a = a.astype(np.float64) if a.dtype != bool else a
+        a = _cast(a, np.float64) if a.dtype != bool else a
         try:
             a.flat[fdp.ConsumeIntInRange(0, a.size - 1)] = odd(fdp)
         except (TypeError, ValueError):
@@ -80,7 +89,7 @@ def _mutate_array(fdp, a):
     if how == 3:
         return a[: fdp.ConsumeIntInRange(0, max(len(a), 1))] if a.ndim else a
     if how == 4:
-        return a.astype(np.float32 if fdp.ConsumeBool() else np.int64)
+        return _cast(a, np.float32 if fdp.ConsumeBool() else np.int64)
     if how == 5:
         return odd(fdp)
     return a

@@ -35,6 +35,18 @@ GPU_USABLE = _gpu_usable()
 _NO_GPU = "needs CuPy, an NVIDIA GPU and fusedmetrics built with its CUDA kernels"
 
 
+def device_bfloat16():
+    """numpy's bfloat16 dtype (ml_dtypes) for device tests; skips where ml_dtypes is missing
+    or this CuPy cannot hold bfloat16 arrays."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = np.dtype(ml_dtypes.bfloat16)
+    try:
+        cupy.asarray(np.zeros(1, dtype=dtype))
+    except Exception:  # noqa: BLE001 - this CuPy has no bfloat16
+        pytest.skip("this CuPy does not support bfloat16")
+    return dtype
+
+
 def torch_gpu_usable():
     """torch with a CUDA device and the CUDA kernels: what torch GPU tests need (no CuPy)."""
     try:

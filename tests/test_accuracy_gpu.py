@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fusedmetrics
-from conftest import cupy
+from conftest import cupy, device_bfloat16
 from reference import argmax_counts, top_k_counts
 
 pytestmark = pytest.mark.gpu
@@ -17,18 +17,8 @@ pytestmark = pytest.mark.gpu
 LABEL_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 
 
-def _bfloat16():
-    ml_dtypes = pytest.importorskip("ml_dtypes")
-    dtype = np.dtype(ml_dtypes.bfloat16)
-    try:
-        cupy.asarray(np.zeros(2, dtype=dtype))
-    except Exception:  # noqa: BLE001 - this CuPy has no bfloat16
-        pytest.skip("this CuPy does not support bfloat16")
-    return dtype
-
-
 def _logit_dtype(name):
-    return _bfloat16() if name == "bfloat16" else np.dtype(name)
+    return device_bfloat16() if name == "bfloat16" else np.dtype(name)
 
 
 def reference_counts(y, t, ignore_label=None, k=1):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fusedmetrics
-from conftest import cupy
+from conftest import cupy, device_bfloat16
 from fusedmetrics._device_moments import DeviceMomentStore
 from fusedmetrics.summary import DictSummary
 
@@ -339,15 +339,7 @@ SCALAR_DTYPES = ["float16", "bfloat16", "float32", "float64", "int8", "int16", "
 
 
 def _scalar_dtype(name):
-    if name != "bfloat16":
-        return np.dtype(name)
-    ml_dtypes = pytest.importorskip("ml_dtypes")
-    dtype = np.dtype(ml_dtypes.bfloat16)
-    try:
-        cupy.asarray(np.zeros(1, dtype=dtype))
-    except Exception:  # noqa: BLE001 - this CuPy has no bfloat16
-        pytest.skip("this CuPy does not support bfloat16")
-    return dtype
+    return device_bfloat16() if name == "bfloat16" else np.dtype(name)
 
 
 def _scalar_series(name, rng, n):

@@ -15,14 +15,16 @@ constexpr int64_t kMinBytesPerThread = int64_t(1) << 19;
 
 }  // namespace
 
-CountRowsFn select_kernel(const AccuracyCall& call) {
+Candidates kernel_candidates(const std::string& isa, const AccuracyCall& call) {
 #if defined(FM_HAVE_X86_KERNELS)
-  const std::string isa = active_isa();
-  if (isa == "avx512") return select_kernel_avx512(call);
-  if (isa == "avx2") return select_kernel_avx2(call);
+  if (isa == "avx512") return kernel_candidates_avx512(call);
+  if (isa == "avx2") return kernel_candidates_avx2(call);
 #endif
-  return select_kernel_baseline(call);
+  if (isa == "baseline") return kernel_candidates_baseline(call);
+  return {};
 }
+
+CountRowsFn select_kernel(const AccuracyCall& call) { return kernel_candidates(active_isa(), call).front().fn; }
 
 Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel) {
   const int64_t rows = call.N * call.M;

@@ -1,6 +1,8 @@
 // The CPU accuracy kernels: per-ISA kernel selection and the threaded call.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "semantics/accuracy_call.h"
 
@@ -14,17 +16,28 @@ struct Counts {
 // Counts rows [row_begin, row_end) of a call.
 using CountRowsFn = Counts (*)(const AccuracyCall&, int64_t row_begin, int64_t row_end);
 
-// Each ISA build's kernel for a call. The choice depends on the call's codes,
-// sizes and strides only, never on its pointers, so a plan makes it once.
-CountRowsFn select_kernel_baseline(const AccuracyCall&);
+// One kernel that can count a call, named "<isa>/<kernel>" for plans, logs and tests.
+struct KernelCandidate {
+  const char* name;
+  CountRowsFn fn;
+};
+using Candidates = std::vector<KernelCandidate>;
+
+// Each ISA build's kernels that can count a call, the build's heuristic choice
+// first (never empty: the portable kernel is always last). The list depends on the
+// call's codes, sizes and strides only, never on its pointers, so a plan makes it once.
+Candidates kernel_candidates_baseline(const AccuracyCall&);
 #if defined(FM_HAVE_X86_KERNELS)
-CountRowsFn select_kernel_avx2(const AccuracyCall&);
-CountRowsFn select_kernel_avx512(const AccuracyCall&);
+Candidates kernel_candidates_avx2(const AccuracyCall&);
+Candidates kernel_candidates_avx512(const AccuracyCall&);
 // The AVX-512 kernel for rows of 2, 4 or 8 classes stored back to back, or nullptr.
 CountRowsFn few_class_kernel_avx512(const AccuracyCall&);
 #endif
 
-// The kernel of the active ISA build (cpu_features.h) for this call.
+// The candidates of one ISA build ("baseline", "avx2", "avx512"); empty if it is not compiled in.
+Candidates kernel_candidates(const std::string& isa, const AccuracyCall&);
+
+// The heuristic choice of the active ISA build (cpu_features.h) for this call.
 CountRowsFn select_kernel(const AccuracyCall&);
 
 // The whole call with a selected kernel: splits the rows over the threads.

@@ -218,22 +218,25 @@ fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, i
 
 }  // namespace
 
-fm::cpu::CountRowsFn fm::cpu::select_kernel_avx2(const AccuracyCall& call) {
+fm::cpu::Candidates fm::cpu::kernel_candidates_avx2(const AccuracyCall& call) {
+  Candidates found;
   // These kernels read row[0] for rows they then mask out: only safe when C >= 1.
   if (call.M == 1 && call.ys_c == 1 && call.C == 2 && call.ys_n == 2 && call.ts_n == 1 && call.y_code == fm::kF32) {
-    if (call.t_code == fm::kI32) return count_two_class_rows<Labels32x8>;
-    if (call.t_code == fm::kI64) return count_two_class_rows<Labels64x8>;
+    if (call.t_code == fm::kI32) found.push_back({"avx2/two_class_rows", count_two_class_rows<Labels32x8>});
+    if (call.t_code == fm::kI64) found.push_back({"avx2/two_class_rows", count_two_class_rows<Labels64x8>});
   }
   if (call.M == 1 && call.ys_c == 1 && call.C >= 1) {
     if (call.C <= 64) {
       switch (call.y_code) {
-        case fm::kF32: return flat_kernel_by_eights<fm::kF32>(call.C);
-        case fm::kF16: return flat_kernel_by_eights<fm::kF16>(call.C);
-        case fm::kBF16: return flat_kernel_by_eights<fm::kBF16>(call.C);
+        case fm::kF32: found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<fm::kF32>(call.C)}); break;
+        case fm::kF16: found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<fm::kF16>(call.C)}); break;
+        case fm::kBF16: found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<fm::kBF16>(call.C)}); break;
         default: break;
       }
     }
-    if (call.y_code == fm::kF64 && call.C <= 2 * F64Half::kLanes) return count_flat_rows_any_label<F64Half>;
+    if (call.y_code == fm::kF64 && call.C <= 2 * F64Half::kLanes)
+      found.push_back({"avx2/flat_two_halves", count_flat_rows_any_label<F64Half>});
   }
-  return select_portable(call);
+  found.push_back({"avx2/portable", select_portable(call)});
+  return found;
 }

@@ -161,16 +161,18 @@ fm::cpu::CountRowsFn flat_kernel_by_keys(const fm::AccuracyCall& call) {
 
 }  // namespace
 
-fm::cpu::CountRowsFn fm::cpu::select_kernel_avx512(const AccuracyCall& call) {
-  if (const CountRowsFn few_classes = few_class_kernel_avx512(call)) return few_classes;
-  if (const CountRowsFn flat = flat_kernel_by_keys(call)) return flat;
+fm::cpu::Candidates fm::cpu::kernel_candidates_avx512(const AccuracyCall& call) {
+  Candidates found;
+  if (const CountRowsFn few_classes = few_class_kernel_avx512(call)) found.push_back({"avx512/few_classes", few_classes});
+  if (const CountRowsFn flat = flat_kernel_by_keys(call)) found.push_back({"avx512/flat_by_keys", flat});
   if (call.ys_c == 1) {
     switch (call.y_code) {
-      case fm::kF32: return count_rows_simd_any_label<F32x16>;
-      case fm::kF16: return count_rows_simd_any_label<F16x16>;
-      case fm::kBF16: return count_rows_simd_any_label<BF16x16>;
-      default: return count_rows_simd_any_label<F64x8>;
+      case fm::kF32: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<F32x16>}); break;
+      case fm::kF16: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<F16x16>}); break;
+      case fm::kBF16: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<BF16x16>}); break;
+      default: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<F64x8>}); break;
     }
   }
-  return select_portable(call);
+  found.push_back({"avx512/portable", select_portable(call)});
+  return found;
 }

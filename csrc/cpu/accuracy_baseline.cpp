@@ -7,4 +7,6 @@ namespace {
 #include "cpu/kernels_portable.h"
 }  // namespace
 
-fm::cpu::CountRowsFn fm::cpu::select_kernel_baseline(const AccuracyCall& call) { return select_portable(call); }
+fm::cpu::Candidates fm::cpu::kernel_candidates_baseline(const AccuracyCall& call) {
+  return {{"baseline/portable", select_portable(call)}};
+}

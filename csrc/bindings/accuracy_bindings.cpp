@@ -9,6 +9,8 @@
 #include <array>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "bindings/accuracy_call_checks.h"
 #include "bindings/buffer_checks.h"
@@ -53,6 +55,31 @@ class AccuracyPlan {
 
   // Adds [correct, total] of (y, t) into out.
   void count(const py::array& y, const py::array& t, const py::array& out) {
+    if (generation_ != fm::cpu::isa_generation()) select();
+    run(y, t, out, kernel_, 0);
+  }
+
+  // The names of every candidate kernel of every ISA build usable here ("<isa>/<kernel>").
+  std::vector<std::string> candidates() const {
+    std::vector<std::string> names;
+    for (const auto& c : fm::cpu::usable_candidates(call_)) names.emplace_back(c.name);
+    return names;
+  }
+
+  // count() with the named candidate and at most max_threads threads (0: the default):
+  // tests run every candidate through this; a planner times them with it.
+  void count_with(const std::string& name, int max_threads, const py::array& y, const py::array& t,
+                  const py::array& out) {
+    if (max_threads < 0) throw std::invalid_argument("max_threads must be >= 0");
+    for (const auto& c : fm::cpu::usable_candidates(call_)) {
+      if (name == c.name) return run(y, t, out, c.fn, max_threads);
+    }
+    throw std::invalid_argument("no candidate kernel named '" + name + "' for this call on this CPU");
+  }
+
+ private:
+  void run(const py::array& y, const py::array& t, const py::array& out, fm::cpu::CountRowsFn kernel,
+           int max_threads) {
     if (y.itemsize() != fm::logit_itemsize(call_.y_code) || t.itemsize() != fm::label_itemsize(call_.t_code))
       throw std::invalid_argument("the arrays' item sizes do not match the plan");
     require_counter_out(out);
@@ -62,22 +89,21 @@ class AccuracyPlan {
     const int64_t t_shape[] = {p.N, p.M}, t_strides[] = {p.ts_n, p.ts_m};
     require_inside(extent_of(3, y_shape, y_strides, yi, yi), y, "y");
     require_inside(extent_of(2, t_shape, t_strides, ti, ti), t, "t");
-    if (generation_ != fm::cpu::isa_generation()) select();
 
     fm::AccuracyCall call = call_;
     call.y = y.data();
     call.t = t.data();
-    const fm::cpu::CountRowsFn kernel = kernel_;
     fm::cpu::Counts counts;
     {
       py::gil_scoped_release release;
-      counts = fm::cpu::count_accuracy(call, kernel);
+      counts = fm::cpu::count_accuracy(call, kernel, max_threads);
     }
     char* base = static_cast<char*>(const_cast<void*>(out.data()));
     *reinterpret_cast<int64_t*>(base) += counts.correct;
     *reinterpret_cast<int64_t*>(base + out.strides(0)) += counts.total;
   }
 
+ public:
   // The torch CPU fast path (no numpy views, ~2 us each): y_ptr / t_ptr are the tensors'
   // data_ptr(), y_storage / t_storage their untyped_storage(). Every byte the plan reads
   // is checked to lie inside [storage.data_ptr(), + nbytes()), read here under the GIL,
@@ -160,6 +186,9 @@ void bind_accuracy(py::module_& m) {
            py::arg("y_code"), py::arg("N"), py::arg("C"), py::arg("M"), py::arg("y_strides"), py::arg("t_code"),
            py::arg("t_strides"), py::arg("has_ignore"), py::arg("ignore"), py::arg("k"))
       .def("count", &AccuracyPlan::count, py::arg("y"), py::arg("t"), py::arg("out"))
+      .def("candidates", &AccuracyPlan::candidates)
+      .def("count_with", &AccuracyPlan::count_with, py::arg("name"), py::arg("max_threads"), py::arg("y"),
+           py::arg("t"), py::arg("out"))
       .def("count_torch", &AccuracyPlan::count_torch, py::arg("y_storage"), py::arg("y_ptr"), py::arg("t_storage"),
            py::arg("t_ptr"), py::arg("out_ptr"));
 }

@@ -24,13 +24,23 @@ Candidates kernel_candidates(const std::string& isa, const AccuracyCall& call) {
   return {};
 }
 
+Candidates usable_candidates(const AccuracyCall& call) {
+  Candidates all;
+  for (const std::string& isa : usable_isas()) {
+    const Candidates some = kernel_candidates(isa, call);
+    all.insert(all.end(), some.begin(), some.end());
+  }
+  return all;
+}
+
 CountRowsFn select_kernel(const AccuracyCall& call) { return kernel_candidates(active_isa(), call).front().fn; }
 
-Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel) {
+Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel, int max_threads) {
   const int64_t rows = call.N * call.M;
   // In double: broadcast (zero-stride) inputs can have more "bytes" than int64 holds.
   const double bytes = double(rows) * (double(call.C) * logit_itemsize(call.y_code) + label_itemsize(call.t_code));
   int64_t n_threads = get_num_threads();
+  if (max_threads > 0 && max_threads < n_threads) n_threads = max_threads;
   if (bytes < double(n_threads) * kMinBytesPerThread) n_threads = int64_t(bytes / kMinBytesPerThread);
   if (n_threads > rows) n_threads = rows;
   if (n_threads <= 1) return kernel(call, 0, rows);

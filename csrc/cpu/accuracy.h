@@ -37,10 +37,14 @@ CountRowsFn few_class_kernel_avx512(const AccuracyCall&);
 // The candidates of one ISA build ("baseline", "avx2", "avx512"); empty if it is not compiled in.
 Candidates kernel_candidates(const std::string& isa, const AccuracyCall&);
 
+// The candidates of every ISA build this CPU can run, best build last (as usable_isas()).
+Candidates usable_candidates(const AccuracyCall&);
+
 // The heuristic choice of the active ISA build (cpu_features.h) for this call.
 CountRowsFn select_kernel(const AccuracyCall&);
 
-// The whole call with a selected kernel: splits the rows over the threads.
-Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel);
+// The whole call with a selected kernel: splits the rows over the threads (at most
+// max_threads of them when it is > 0; fewer for small calls).
+Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel, int max_threads = 0);
 
 }  // namespace fm::cpu

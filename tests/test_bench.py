@@ -248,3 +248,14 @@ def test_measure_interleaves_and_takes_medians():
     assert [i for _, i in order] == list(range(len(order)))
     for t in res.values():
         assert len(t.samples_s) == 3 and t.median_s == statistics.median(t.samples_s)
+
+
+def test_bfloat16_scores_through_ml_dtypes(tmp_path):
+    pytest.importorskip("ml_dtypes")
+    rc, doc = _run(tmp_path, ["--suite", "accuracy", "--dtype", "bfloat16", "--torch", "on" if HAVE_TORCH else "off"])
+    results = doc["suites"]["accuracy"]["results"]
+    assert rc == 0 and results and all(r["dtype"] == "bfloat16" for r in results)
+    # The guard compared ours with numpy's argmax on the same bfloat16 buffers before timing.
+    assert all(r["time_s"]["ours"] > 0 and r["time_s"]["numpy"] > 0 for r in results)
+    if HAVE_TORCH:
+        assert all("ours_torch" in r["time_s"] for r in results)

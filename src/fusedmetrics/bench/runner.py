@@ -38,7 +38,8 @@ def build_parser():
                         "other), loop (each timed call after --gap-ms of other memory traffic, as after a model "
                         "step); default both")
     p.add_argument("--gap-ms", type=float, default=10.0, help="length of the loop mode's other work (default 10 ms)")
-    p.add_argument("--dtype", default="float32", help="logit dtypes, comma-separated: float16,float32,float64")
+    p.add_argument("--dtype", default="float32", help="logit dtypes, comma-separated: float16,bfloat16,float32,float64 "
+                   "(bfloat16 needs ml_dtypes)")
     p.add_argument("--label-dtype", default="int32", help="label dtype (default int32)")
     p.add_argument("--labels", choices=("argmax", "half", "random"), default="argmax",
                    help="accuracy labels: argmax (every row correct, every score must be read: default), "
@@ -63,11 +64,23 @@ def build_parser():
     return p
 
 
+def _bfloat16_name():
+    """numpy has no bfloat16; ml_dtypes registers one (and its name, which np.dtype then takes)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ValueError("--dtype bfloat16 needs the ml_dtypes package (pip install ml_dtypes)") from None
+    return np.dtype(ml_dtypes.bfloat16).name
+
+
 def _dtypes(text):
     out = []
     for name in text.split(","):
         name = name.strip()
         if not name:
+            continue
+        if name == "bfloat16":
+            out.append(_bfloat16_name())
             continue
         dt = np.dtype(name)
         if dt.kind != "f":

@@ -153,11 +153,17 @@ def run_case(ctx, case):
 def _torch_candidates(ctx, ours, pool, guard_sets, where):
     """ours on torch CPU tensors and TorchMetrics' micro accuracy, over views of the same buffers."""
     import torch
-    tpool = [(torch.from_numpy(y), torch.from_numpy(t)) for y, t in pool]
+
+    def as_torch(a):  # the same memory; torch cannot wrap ml_dtypes' bfloat16, so via int16
+        if a.dtype.name == "bfloat16":
+            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(a)
+
+    tpool = [(as_torch(y), as_torch(t)) for y, t in pool]
     out = []
     for y, t in guard_sets:
         expected, n = int((y.argmax(axis=1) == t).sum()), len(t)
-        got = ours(torch.from_numpy(y), torch.from_numpy(t))
+        got = ours(as_torch(y), as_torch(t))
         if not isinstance(got, torch.Tensor) or got.tolist() != [expected, n]:
             raise GuardError(f"accuracy_counts on torch tensors gave {got!r}, the argmax baseline "
                              f"[{expected}, {n}] ({where})")
@@ -170,7 +176,7 @@ def _torch_candidates(ctx, ours, pool, guard_sets, where):
     metric = classification.MulticlassAccuracy(num_classes=C, average="micro", validate_args=False)
     for y, t in guard_sets:
         metric.reset()
-        metric.update(torch.from_numpy(y), torch.from_numpy(t))
+        metric.update(as_torch(y), as_torch(t))
         exact = float((y.argmax(axis=1) == t).mean())
         got = float(metric.compute())
         if abs(got - exact) > 1e-6:

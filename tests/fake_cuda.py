@@ -128,6 +128,10 @@ def cupy_module():
             return fn(*args)
         return run
 
+    def ascontiguousarray(a):
+        ops.append(("ascontiguousarray", streams[-1]))
+        return FakeDeviceArray(np.ascontiguousarray(a.array), stream=streams[-1])
+
     stream_class = types.SimpleNamespace(from_external=lambda handle: on_stream(handle.__cuda_stream__()[1]))
     cuda = types.SimpleNamespace(
         Device=lambda device_id=0: contextlib.nullcontext(),
@@ -137,4 +141,5 @@ def cupy_module():
     )
     return types.SimpleNamespace(
         cuda=cuda, ndarray=type("NotACupyArray", (), {}), float64=np.float64, int64=np.int64, zeros=zeros,
+        ascontiguousarray=ascontiguousarray,
         maximum=logged("maximum", np.maximum), where=logged("where", np.where), ops=ops, on_stream=on_stream)

@@ -129,30 +129,44 @@ class ConfusionMatrix:
         return self._invalid
 
     def _to_device(self, array):
-        """Moves zero or host state to the device of ``array`` (a CuPy copy)."""
-        from ._interop import describe, require_cupy
-        cupy = require_cupy()
-        with cupy.cuda.Device(describe(array).device_id):
-            self._matrix = cupy.asarray(self._matrix)
-            self._invalid = cupy.asarray(self._invalid)
+        """Zero state on the device of ``array``, allocated and zeroed on its launch
+        stream (the host state it replaces is zero: ``update`` checks)."""
+        from ._device_streams import zeros
+        from ._interop import describe
+        d = describe(array, "y")
+        c = self.num_classes
+        self._matrix = zeros((c, c), d.device_id, d.stream_ptr)
+        self._invalid = zeros((), d.device_id, d.stream_ptr)
         self._device = True
 
     def update(self, y, t):
-        """Adds the counts of one batch; returns self."""
+        """Adds the counts of one batch; returns self. A refused batch adds nothing and
+        leaves the state where it was (a refused first device batch: on the host)."""
         y, t = unwrap(y), unwrap(t)
         on_device = _same_device(y, t)
         if on_device and not self._device:
             if self._matrix.any() or int(self._invalid):
                 raise ValueError("ConfusionMatrix: the state is on the host; got device arrays (reset() first)")
+            host = self._matrix, self._invalid
             self._to_device(y)
+            try:
+                self._device_update(y, t)
+            except BaseException:
+                self._matrix, self._invalid = host
+                self._device = False
+                raise
         elif not on_device and self._device:
             raise ValueError("ConfusionMatrix: the state is on a GPU; got host arrays")
-        if on_device:
-            from . import _device_confusion
-            _device_confusion.counts(y, t, self.num_classes, self.ignore_label, self._matrix, self._invalid)
+        elif on_device:
+            self._device_update(y, t)
         else:
             _confusion_host.counts(y, t, self.num_classes, self.ignore_label, self._matrix)
         return self
+
+    def _device_update(self, y, t):
+        # One launch on y's stream, after t's; checks first, so a refused batch queues nothing.
+        from . import _device_confusion
+        _device_confusion.counts(y, t, self.num_classes, self.ignore_label, self._matrix, self._invalid)
 
     def compute(self):
         """The matrix as a host numpy int64 (C, C) array (synchronises on a GPU).

@@ -32,7 +32,7 @@ class FakeDeviceArray:
             self.dtype = array.dtype
         self.shape = array.shape
         self.stream, self.readonly, self.typestr = stream, readonly, typestr
-        _MEMORY[array.ctypes.data] = array
+        register(array)
 
     @property
     def __cuda_array_interface__(self):
@@ -41,6 +41,24 @@ class FakeDeviceArray:
         if self.stream is not _ABSENT:
             cai["stream"] = self.stream
         return cai
+
+
+def register(array):
+    """Makes array the fake device memory at its address (the latest registration wins:
+    a freed numpy block is reused)."""
+    _MEMORY.pop(array.ctypes.data, None)
+    _MEMORY[array.ctypes.data] = array
+
+
+def counter_at(ptr):
+    """The int64 (2,) counter at ptr: the start of, or two elements inside, the most recently
+    registered array holding ptr (a row of a (len(k), 2) result)."""
+    for start, array in reversed(list(_MEMORY.items())):
+        if start <= ptr < start + array.nbytes:
+            assert array.dtype == np.int64 and array.flags.c_contiguous and (ptr - start) % 8 == 0
+            offset = (ptr - start) // 8
+            return array.reshape(-1)[offset:offset + 2]
+    raise KeyError("no fake device memory at %#x" % ptr)
 
 
 class AccuracyPlan:
@@ -67,7 +85,7 @@ class AccuracyPlan:
         ignore = None
         if self.has_ignore:  # the plan holds the int64 reading; compare in the label's own type
             ignore = self.ignore + 2 ** 64 if self.ignore < 0 and self.t_dtype.kind == "u" else self.ignore
-        _MEMORY[out_ptr][:] += top_k_counts(y, t, ignore, self.k)
+        counter_at(out_ptr)[:] += top_k_counts(y, t, ignore, self.k)
 
 
 def module():
@@ -119,7 +137,7 @@ def cupy_module():
     def zeros(shape, dtype):
         ops.append(("zeros", streams[-1]))
         counter = np.zeros(shape, dtype).view(_Counter)
-        _MEMORY[counter.ctypes.data] = counter
+        register(counter)
         return counter
 
     def logged(name, fn):

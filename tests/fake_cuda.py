@@ -119,6 +119,11 @@ class _Counter(np.ndarray):
         return {"shape": self.shape, "typestr": self.dtype.str, "strides": None,
                 "data": (self.ctypes.data, False), "version": 3}
 
+    def get(self):
+        """CuPy's device-to-host copy, on CuPy's current stream (logged as ("get", stream))."""
+        self.log("get")
+        return np.array(self)
+
 
 def cupy_module():
     """A fake ``cupy`` for the few calls the device accuracy path makes; ``ops`` logs
@@ -137,6 +142,7 @@ def cupy_module():
     def zeros(shape, dtype):
         ops.append(("zeros", streams[-1]))
         counter = np.zeros(shape, dtype).view(_Counter)
+        counter.log = lambda name: ops.append((name, streams[-1]))
         register(counter)
         return counter
 

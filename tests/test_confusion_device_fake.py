@@ -211,3 +211,29 @@ def test_a_refused_first_device_batch_leaves_the_accumulator_on_the_host(fake_cu
     t = np.clip(t, 0, 2)
     acc.update(y, t)  # still a host accumulator
     np.testing.assert_array_equal(acc.compute(), _host_counts(y, t, 3, None)[0])
+
+
+def test_accumulator_reads_merges_and_loads_after_the_launches_of_other_streams(fake_cupy, cuda, monkeypatch):
+    """Foreign arrays on stream 7, CuPy's current stream 0: compute()/state_dict() read on 0, so
+    stream 0 must first wait for the launches on 7; a load on 0 is waited for by the next launch."""
+    log = fake_cupy.ops  # one log for CuPy's operations, stream waits and launches, in issue order
+    monkeypatch.setattr(FakeConfusionPlan, "order", log)
+    monkeypatch.setattr(cuda, "stream_wait", lambda waited, waiting, device: log.append(("wait", waited, waiting)))
+    acc = fm.ConfusionMatrix(4, ignore_label=-1)
+    y, t = _scores_and_labels(18)
+    t = np.where(t == 4, -1, t)
+    acc.update(FakeDeviceArray(y, stream=7), FakeDeviceArray(t, stream=7))
+    acc.update(FakeDeviceArray(y, stream=5), FakeDeviceArray(t, stream=5))
+    # the launch on 5 follows the zeroing on 7; launches need not follow each other (atomic adds)
+    assert log == [("zeros", 7), ("zeros", 7), ("launch", 7), ("wait", 7, 5), ("launch", 5)]
+    del log[:]
+    np.testing.assert_array_equal(acc.compute(), 2 * _host_counts(y, t, 4, -1)[0])
+    assert sorted(log[:2]) == [("wait", 5, 0), ("wait", 7, 0)] and log[2:] == [("get", 0)] * 2
+    del log[:]
+    state = acc.state_dict()
+    assert state["invalid"] == 0 and log[-2:] == [("get", 0)] * 2 and ("wait", 7, 0) in log
+    monkeypatch.setattr(fake_cupy, "asarray", lambda a: a, raising=False)
+    acc.load_state_dict(state)
+    del log[:]
+    acc.update(FakeDeviceArray(y, stream=7), FakeDeviceArray(t, stream=7))
+    assert log == [("wait", 0, 7), ("launch", 7)]  # after the load's writes on stream 0

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _confusion_host, _layout
 from ._device_streams import on_stream, wait_for, zeros
-from ._interop import cuda_module, describe, is_device_array, require_cupy
+from ._interop import cuda_module, describe, is_device_array, is_torch_tensor, require_cupy, torch_readable
 
 _PLANS = {}
 _MAX_PLANS = 256
@@ -58,9 +58,14 @@ def _contiguous_strides(shape):
 
 
 def counts(y, t, num_classes, ignore_label, out, invalid):
-    """Adds the counts of device y against device t into out (a new zeroed CuPy
-    matrix when None) and the out-of-range count into ``invalid`` (a 0-d int64
+    """Adds the counts of device y against device t into out (when None, a new zeroed
+    matrix: a torch tensor for torch y, else a CuPy array) and the out-of-range count into ``invalid`` (a 0-d int64
     device array; when None such samples are only left out). Returns out."""
+    torch_in = is_torch_tensor(y)
+    if torch_in:  # a pending negation would flip the argmax: read the values it stands for
+        y = torch_readable(y)
+    if is_torch_tensor(t):
+        t = torch_readable(t)
     yd, td = describe(y, "y"), describe(t, "t")
     if yd.device_id != td.device_id:
         raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
@@ -70,6 +75,10 @@ def counts(y, t, num_classes, ignore_label, out, invalid):
     # Checked before the copies below as well: a refused out or invalid queues nothing.
     out_ptr = None if out is None else _device_ptr(out, shape, yd.device_id, "out")
     invalid_ptr = 0 if invalid is None else _device_ptr(invalid, (), yd.device_id, "invalid")
+    if isinstance(plan, _layout.View) and (torch_in or is_torch_tensor(t)):  # torch copies on its own stream
+        y = y.contiguous() if plan.y_contiguous_copy else y
+        t = t.contiguous() if plan.t_contiguous_copy else t
+        return counts(y, t, num_classes, ignore_label, out, invalid)
     if isinstance(plan, _layout.View):  # axes that cannot be walked as one: copy, then count
         # The copies run on y's stream, after t's (a foreign array's data is ready
         # there, not on CuPy's current stream); they are then CuPy arrays on it.
@@ -79,7 +88,12 @@ def counts(y, t, num_classes, ignore_label, out, invalid):
             y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
             t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
             return counts(y, t, num_classes, ignore_label, out, invalid)
-    if out is None:
+    if out is None and torch_in:  # torch users need no CuPy; zeroed on torch's current stream, the launch's
+        import torch
+
+        out = torch.zeros(shape, dtype=torch.int64, device=y.device)
+        out_ptr = out.data_ptr()
+    elif out is None:
         out = zeros(shape, yd.device_id, yd.stream_ptr)
         out_ptr = out.data.ptr
     wait_for(td.stream_ptr, yd.stream_ptr, yd.device_id)  # labels ready on another stream: order, never sync

@@ -64,7 +64,8 @@ def confusion_matrix(y, t, num_classes, ignore_label=None, *, out=None):
     in scikit-learn). A non-ignored label outside [0, C): ValueError on the host,
     nothing added to ``out``; on a GPU such samples are left out (see the module
     docstring). numpy in, numpy out; CuPy (``__cuda_array_interface__``) in, CuPy
-    out on the current stream without a host synchronisation.
+    out on y's stream (CuPy's current one for CuPy arrays) without a host
+    synchronisation; a CUDA torch tensor in, a torch tensor out (no CuPy needed).
     """
     num_classes = _confusion_host.check_num_classes(num_classes)
     ignore_label = _check_ignore(ignore_label)

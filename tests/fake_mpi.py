@@ -1,8 +1,9 @@
 """A thread-backed stand-in for an mpi4py communicator: ranks are threads of this process.
 
 Only what the confusion-matrix and summary collectives use: ``Get_rank``, ``Get_size``, an
-in-place ``Allreduce`` with SUM or MAX, ``Allgather`` and the object ``allgather``. ``run_ranks(size, fn)`` runs ``fn(comm)`` on every rank and returns
-the per-rank results (or exceptions). Install it with ``patch_resolve(monkeypatch)``.
+in-place ``Allreduce`` with SUM or MAX, ``Allgather`` and the object ``allgather``.
+``run_ranks(size, fn)`` runs ``fn(comm)`` on every rank and returns the per-rank results (or
+exceptions). Install it with ``patch_resolve(monkeypatch)``.
 """
 import threading
 

@@ -32,7 +32,7 @@ class FakeDeviceArray:
             self.dtype = array.dtype
         self.shape = array.shape
         self.stream, self.readonly, self.typestr = stream, readonly, typestr
-        _MEMORY[array.ctypes.data] = array
+        register(array)
 
     @property
     def __cuda_array_interface__(self):
@@ -41,6 +41,24 @@ class FakeDeviceArray:
         if self.stream is not _ABSENT:
             cai["stream"] = self.stream
         return cai
+
+
+def register(array):
+    """Makes array the fake device memory at its address (the latest registration wins:
+    a freed numpy block is reused)."""
+    _MEMORY.pop(array.ctypes.data, None)
+    _MEMORY[array.ctypes.data] = array
+
+
+def counter_at(ptr):
+    """The int64 (2,) counter at ptr: the start of, or two elements inside, the most recently
+    registered array holding ptr (a row of a (len(k), 2) result)."""
+    for start, array in reversed(list(_MEMORY.items())):
+        if start <= ptr < start + array.nbytes:
+            assert array.dtype == np.int64 and array.flags.c_contiguous and (ptr - start) % 8 == 0
+            offset = (ptr - start) // 8
+            return array.reshape(-1)[offset:offset + 2]
+    raise KeyError("no fake device memory at %#x" % ptr)
 
 
 class AccuracyPlan:
@@ -67,7 +85,7 @@ class AccuracyPlan:
         ignore = None
         if self.has_ignore:  # the plan holds the int64 reading; compare in the label's own type
             ignore = self.ignore + 2 ** 64 if self.ignore < 0 and self.t_dtype.kind == "u" else self.ignore
-        _MEMORY[out_ptr][:] += top_k_counts(y, t, ignore, self.k)
+        counter_at(out_ptr)[:] += top_k_counts(y, t, ignore, self.k)
 
 
 def module():
@@ -101,6 +119,11 @@ class _Counter(np.ndarray):
         return {"shape": self.shape, "typestr": self.dtype.str, "strides": None,
                 "data": (self.ctypes.data, False), "version": 3}
 
+    def get(self):
+        """CuPy's device-to-host copy, on CuPy's current stream (logged as ("get", stream))."""
+        self.log("get")
+        return np.array(self)
+
 
 def cupy_module():
     """A fake ``cupy`` for the few calls the device accuracy path makes; ``ops`` logs
@@ -119,7 +142,8 @@ def cupy_module():
     def zeros(shape, dtype):
         ops.append(("zeros", streams[-1]))
         counter = np.zeros(shape, dtype).view(_Counter)
-        _MEMORY[counter.ctypes.data] = counter
+        counter.log = lambda name: ops.append((name, streams[-1]))
+        register(counter)
         return counter
 
     def logged(name, fn):
@@ -127,6 +151,10 @@ def cupy_module():
             ops.append((name, streams[-1]))
             return fn(*args)
         return run
+
+    def ascontiguousarray(a):
+        ops.append(("ascontiguousarray", streams[-1]))
+        return FakeDeviceArray(np.ascontiguousarray(a.array), stream=streams[-1])
 
     stream_class = types.SimpleNamespace(from_external=lambda handle: on_stream(handle.__cuda_stream__()[1]))
     cuda = types.SimpleNamespace(
@@ -137,4 +165,5 @@ def cupy_module():
     )
     return types.SimpleNamespace(
         cuda=cuda, ndarray=type("NotACupyArray", (), {}), float64=np.float64, int64=np.int64, zeros=zeros,
+        ascontiguousarray=ascontiguousarray,
         maximum=logged("maximum", np.maximum), where=logged("where", np.where), ops=ops, on_stream=on_stream)

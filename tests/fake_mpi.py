@@ -1,8 +1,9 @@
 """A thread-backed stand-in for an mpi4py communicator: ranks are threads of this process.
 
-Only what the confusion-matrix collectives use: ``Get_rank``, ``Get_size`` and an in-place
-``Allreduce`` with SUM or MAX. ``run_ranks(size, fn)`` runs ``fn(comm)`` on every rank and returns
-the per-rank results (or exceptions). Install it with ``patch_resolve(monkeypatch)``.
+Only what the confusion-matrix and summary collectives use: ``Get_rank``, ``Get_size``, an
+in-place ``Allreduce`` with SUM or MAX, ``Allgather`` and the object ``allgather``.
+``run_ranks(size, fn)`` runs ``fn(comm)`` on every rank and returns the per-rank results (or
+exceptions). Install it with ``patch_resolve(monkeypatch)``.
 """
 import threading
 
@@ -46,9 +47,29 @@ class FakeComm:
         recvbuf[...] = result
 
 
+    def Allgather(self, sendbuf, recvbuf):
+        g = self.group
+        g.slots[self.rank] = numpy.array(sendbuf, copy=True)
+        g.barrier.wait()
+        recvbuf[...] = numpy.stack(g.slots).reshape(recvbuf.shape)
+        g.barrier.wait()
+        if self.rank == 0:
+            g.calls.append(("Allgather", numpy.asarray(sendbuf).size))
+
+    def allgather(self, obj):
+        g = self.group
+        g.slots[self.rank] = obj
+        g.barrier.wait()
+        result = list(g.slots)
+        g.barrier.wait()
+        if self.rank == 0:
+            g.calls.append(("allgather", None))
+        return result
+
+
 def patch_resolve(monkeypatch):
     """Lets the fake through ``resolve_comm`` wherever fusedmetrics looks it up."""
-    from fusedmetrics.multi_node import _comm, _confusion
+    from fusedmetrics.multi_node import _comm, _confusion, _evaluator
     real = _comm.resolve_comm
 
     def resolve(comm, argname="comm"):
@@ -56,6 +77,7 @@ def patch_resolve(monkeypatch):
 
     monkeypatch.setattr(_comm, "resolve_comm", resolve)
     monkeypatch.setattr(_confusion, "resolve_comm", resolve)
+    monkeypatch.setattr(_evaluator, "resolve_comm", resolve)
 
 
 def run_ranks(size, fn):

@@ -167,3 +167,40 @@ def test_the_real_stream_wait_checks_its_arguments():
     if real.device_count() == 0:
         with pytest.raises(RuntimeError, match="stream_wait: CUDA error"):
             real.stream_wait(0, 2, 0)
+
+
+# --- several k: one launch per k, straight into its row of the result, all on y's stream -----
+
+def test_several_k_add_into_the_rows_of_out_on_the_launch_stream_after_the_labels(cuda):
+    y, t = _batch(np.random.default_rng(20), shape=(33, 9))
+    ks = (1, 5, 2, 1000)
+    out = np.arange(8, dtype=np.int64).reshape(4, 2)
+    got = fm.accuracy_counts(FakeDeviceArray(y, stream=7), FakeDeviceArray(t, stream=9), -1, k=ks,
+                             out=FakeDeviceArray(out))
+    assert got.array is out
+    want = np.arange(8).reshape(4, 2) + np.stack([top_k_counts(y, t, -1, k=k) for k in ks])
+    np.testing.assert_array_equal(out, want)
+    assert cuda.order == [("wait", 9, 7), ("launch", 7)] * len(ks)
+
+
+def test_several_k_zero_a_new_result_on_the_launch_stream_and_nothing_else_runs(fake_cupy, cuda):
+    """CuPy's current stream is 0; the arrays say 7. No stack or add on stream 0 may read the rows early."""
+    y, t = _batch(np.random.default_rng(21))
+    got = fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t), k=[2, 1])
+    assert fake_cupy.ops == [("zeros", 7)] and cuda.order == [("launch", 7), ("launch", 7)]
+    np.testing.assert_array_equal(np.asarray(got), np.stack([top_k_counts(y, t, k=2), top_k_counts(y, t, k=1)]))
+
+
+@pytest.mark.parametrize("out, message", [
+    (FakeDeviceArray(np.zeros((2, 2), np.int64), readonly=True), "out is read-only"),
+    (np.zeros((2, 2), np.int64), "host array"),
+    (FakeDeviceArray(np.zeros((2, 2), np.int32)), "int64"),
+    (FakeDeviceArray(np.zeros((3, 2), np.int64)), r"shape \(2, 2\)"),
+    (FakeDeviceArray(np.zeros((2, 4), np.int64)[:, ::2]), "C-contiguous"),
+    (FakeDeviceArray(np.zeros((2, 2), np.int64), has_dtype=False, typestr=">i8"), "out has byte-swapped"),
+])
+def test_several_k_refuse_a_bad_out_before_any_launch(cuda, out, message):
+    y, t = _batch(np.random.default_rng(22))
+    with pytest.raises((ValueError, TypeError), match=message):
+        fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t), k=(1, 3), out=out)
+    assert cuda.order == []

@@ -206,3 +206,113 @@ def test_in_a_trainer(tmp_path):
                 assert (numpy.isnan(got) and numpy.isnan(want)) or \
                     got == pytest.approx(want, rel=1e-14)
         assert 'validation/main/accuracy' in entry and 'validation/main/loss' in entry
+
+
+# --- multi-node: create_multi_node_evaluator with a thread-backed fake communicator ----------
+
+def _multi_node_results(monkeypatch, x, t, sizes, label_names=None, broken_rank=None):
+    """Each rank evaluates its own shard (its own copy of one model); the per-rank results."""
+    import copy
+
+    from fake_mpi import patch_resolve, run_ranks
+    from fusedmetrics.multi_node import create_multi_node_evaluator
+
+    patch_resolve(monkeypatch)
+    numpy.random.seed(2)
+    predictor = MLP()
+    edges = numpy.concatenate([[0], numpy.cumsum(sizes)])
+
+    def rank_fn(comm):
+        lo, hi = edges[comm.rank], edges[comm.rank + 1]
+        ev = extensions.ClassificationEvaluator(it(x[lo:hi], t[lo:hi]), Classifier(copy.deepcopy(predictor)), C,
+                                                label_names, ignore_label=-1)
+        if comm.rank == broken_rank:
+            def broken():
+                raise RuntimeError('deliberate failure reading the counts')
+            ev.confusion.state_dict = broken
+        return evaluate(create_multi_node_evaluator(ev, comm))
+
+    results, group = run_ranks(len(sizes), rank_fn)
+    return results, group, predictions(predictor, x)
+
+
+@pytest.mark.parametrize('sizes', [(45,), (20, 25), (1, 30, 14), (8, 8, 8, 21)])
+@pytest.mark.parametrize('label_names', [None, ('a', 'b', 'c', 'd', 'e')])
+def test_multi_node_per_class_keys_are_exact_over_all_ranks(monkeypatch, sizes, label_names):
+    _, (x, t) = data(seed=7)
+    t = t.copy()
+    t[t == 2] = 1   # class 2 never true: recall NaN, skipped by the macro means
+    t[5::7] = -1    # ignored samples
+    results, group, pred = _multi_node_results(monkeypatch, x, t, sizes, label_names)
+    for r in results:
+        assert not isinstance(r, BaseException), repr(r)
+    keep = t != -1
+    names = label_names or [str(i) for i in range(C)]
+    for r in results:
+        check_scores(r, t[keep], pred[keep], names)
+        assert {'validation/main/loss', 'validation/main/accuracy'} <= set(r)
+        assert r.keys() == results[0].keys()
+        assert all(r[k] == results[0][k] or (numpy.isnan(r[k]) and numpy.isnan(results[0][k])) for k in r)
+    counts = [n for op, n in group.calls if op == 'SUM']
+    assert counts == [C * C + 1 + len(sizes)]  # one int64 Allreduce of the C*C counts per pass
+
+
+def test_multi_node_failure_reading_the_counts_raises_on_every_rank(monkeypatch, capsys):
+    from fusedmetrics.multi_node import RemoteEvaluationError
+
+    _, (x, t) = data(seed=8)
+    results, _, _ = _multi_node_results(monkeypatch, x, t, (15, 15, 15), broken_rank=1)
+    assert isinstance(results[1], RuntimeError) and 'deliberate' in str(results[1])
+    for r in (0, 2):
+        assert isinstance(results[r], RemoteEvaluationError) and results[r].failed_ranks == [1]
+    assert 'rank 1 of 3' in capsys.readouterr().err
+
+
+def test_multi_node_out_of_range_label_on_one_rank_raises_on_every_rank(monkeypatch):
+    from fake_mpi import patch_resolve, run_ranks
+    from fusedmetrics.multi_node import RemoteEvaluationError, create_multi_node_evaluator
+
+    patch_resolve(monkeypatch)
+    _, (x, t) = data(seed=9)
+    t = t.copy()
+    t[20] = C
+
+    class KeepsY(chainer.Chain):  # no loss: Chainer's would fail on the label first
+        def __init__(self):
+            super().__init__()
+            with self.init_scope():
+                self.predictor = MLP()
+
+        def forward(self, x, t):
+            self.y = self.predictor(x)
+
+    def rank_fn(comm):
+        lo, hi = 15 * comm.rank, 15 * comm.rank + 15
+        ev = extensions.ClassificationEvaluator(it(x[lo:hi], t[lo:hi]), KeepsY(), C)
+        return evaluate(create_multi_node_evaluator(ev, comm))
+
+    results, _ = run_ranks(3, rank_fn)  # on the host the update raises: rank 1's pass fails
+    assert isinstance(results[1], ValueError) and 'outside' in str(results[1])
+    assert all(isinstance(results[r], RemoteEvaluationError) for r in (0, 2))
+
+
+def test_multi_node_invalid_counts_of_any_rank_raise_on_every_rank(monkeypatch):
+    """On a GPU out-of-range samples are counted, not raised: the summed count decides, on every rank."""
+    from fake_mpi import patch_resolve, run_ranks
+
+    patch_resolve(monkeypatch)
+    _, (x, t) = data(seed=9)
+
+    def rank_fn(comm):
+        ev = extensions.ClassificationEvaluator(it(x, t), L.Classifier(MLP()), C)
+        matrix = numpy.full((C, C), comm.rank, numpy.int64)
+        ev.confusion.load_state_dict({'num_classes': C, 'matrix': matrix, 'invalid': int(comm.rank == 2)})
+        reporter = chainer.Reporter()
+        reporter.add_observer('validation/main', ev.get_target('main'))
+        with reporter:
+            return ev.multi_node_observation(comm)
+
+    results, group = run_ranks(3, rank_fn)
+    for r in results:
+        assert isinstance(r, ValueError) and '1 non-ignored samples over all ranks' in str(r), repr(r)
+    assert [op for op, _ in group.calls] == ['SUM']

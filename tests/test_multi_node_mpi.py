@@ -87,7 +87,7 @@ EVALUATION = [f"{s}/{c}/{e}" for s in SHARDINGS for c in ("mpi4py", "chainermn")
               for e in ("chainer", "fusedmetrics")]
 OTHERS = ["keys_change", "error_on_last_rank/mpi4py", "error_on_last_rank/chainermn",
           "evaluator_without_dictsummary", "argument_errors", "allreduce_pair", "scatter_dataset",
-          "micro_average/mpi4py", "micro_average/chainermn"]
+          "micro_average/mpi4py", "micro_average/chainermn", "classification/mpi4py", "classification/chainermn"]
 
 
 @requires_mpi
@@ -99,7 +99,7 @@ def test_scenario(n, scenario):
     verdict = verdicts[scenario]
     if verdict.startswith("skip"):
         # Only the fusedmetrics.extensions scenarios may skip, and only while those are missing.
-        assert (scenario.endswith("/fusedmetrics") or scenario.startswith("micro_average/")) \
+        assert (scenario.endswith("/fusedmetrics") or scenario.startswith(("micro_average/", "classification/"))) \
             and not _fm_extensions_available(), verdict
         pytest.skip(verdict)
     assert verdict == "pass", verdict

@@ -299,3 +299,29 @@ def test_dict_summary_growth_during_a_torch_capture_raises():
         with torch.cuda.graph(graph):
             ds.add({f"k{i}": x for i in range(capacity + 1)})
     assert ds._store.capacity == capacity and list(ds.compute_mean()) == ["x"]
+
+
+@pytest.mark.gpu
+@pytest.mark.torch_gpu
+def test_cuda_confusion_matrix_and_multi_k_need_no_cupy():
+    """torch in, torch out, on a side stream; a neg-bit view is read as the values it stands for;
+    an unwalkable layout is copied by torch; several k go into the rows of one tensor."""
+    g = torch.Generator().manual_seed(5)
+    y = torch.randn(6, 5, 4, 7, generator=g)
+    t = torch.randint(0, 5, (6, 4, 7), generator=g)
+    z = torch.complex(torch.zeros_like(y), y)
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        neg = z.cuda().conj().imag  # -y, with the negative bit set
+        assert neg.is_neg()
+        td = t.cuda()
+        got = fm.confusion_matrix(neg, td, 5)
+        strided = fm.confusion_matrix(y.cuda()[:, :, :, :5], td[:, :, :5], 5)
+        top = fm.accuracy_counts(y.cuda(), td, k=(1, 3))
+    stream.synchronize()
+    assert got.is_cuda and got.dtype == torch.int64
+    np.testing.assert_array_equal(got.cpu().numpy(), fm.confusion_matrix((-y).numpy(), t.numpy(), 5))
+    np.testing.assert_array_equal(strided.cpu().numpy(),
+                                  fm.confusion_matrix(y[:, :, :, :5].numpy(), t[:, :, :5].numpy(), 5))
+    assert top.is_cuda
+    np.testing.assert_array_equal(top.cpu().numpy(), fm.accuracy_counts(y.numpy(), t.numpy(), k=(1, 3)))

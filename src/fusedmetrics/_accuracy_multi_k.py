@@ -2,7 +2,8 @@
 
 On the CPU one pass over the scores: the kernels rank each row's target (up to
 the largest k, capped at C) into a histogram, and correct(k) = rows of rank < k.
-Device arrays take one accuracy pass per k (no host synchronisation either way).
+Device arrays take one accuracy pass per k, each launched on y's stream straight
+into its row of the result (no host synchronisation, nothing on another stream).
 """
 import numpy as np
 
@@ -13,15 +14,73 @@ from ._interop import is_device_array, unwrap
 _PLANS = _layout.PlanCache()  # one plan per call shape, as for accuracy
 
 
-def _check_out(out, n_k, device):
+def _check_out(out, n_k):
     if out is None:
         return None
-    if is_device_array(out) != device or out.dtype != np.int64 or tuple(out.shape) != (n_k, 2):
+    if is_device_array(out) or out.dtype != np.int64 or tuple(out.shape) != (n_k, 2):
         raise ValueError("out must be an int64 array of shape (%d, 2) on y's device; got %s"
                          % (n_k, "dtype %s, shape %s" % (out.dtype, tuple(out.shape))
                             if hasattr(out, "dtype") else type(out).__name__))
-    if not device and not out.flags.writeable:
+    if not out.flags.writeable:
         raise ValueError("out must be writeable")
+    return out
+
+
+class _Device:
+    __slots__ = ("id",)
+
+    def __init__(self, device_id):
+        self.id = device_id
+
+
+class _CounterRow:
+    """One row of the device result, seen as the (2,) int64 counter the single-k path adds into."""
+
+    __slots__ = ("ptr", "device")
+
+    def __init__(self, ptr, device_id):
+        self.ptr, self.device = ptr, _Device(device_id)
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": (2,), "typestr": "<i8", "strides": None, "data": (self.ptr, False), "version": 3}
+
+
+def _device_out_ptr(out, n_k, device_id):
+    """Pointer of a writable C-contiguous int64 (n_k, 2) array on device_id."""
+    from ._interop import describe
+    if not is_device_array(out):
+        raise ValueError("out must be an int64 array of shape (%d, 2) on y's device (GPU %d); got a host array"
+                         % (n_k, device_id))
+    od = describe(out, "out")
+    if od.readonly:
+        raise ValueError("out is read-only (its __cuda_array_interface__ data flag says so); "
+                         "the counts are added into it")
+    contiguous = od.strides[1] == 8 and (n_k == 1 or od.strides[0] == 16) if len(od.strides) == 2 else False
+    if od.dtype != np.int64 or tuple(od.shape) != (n_k, 2) or not contiguous or od.device_id != device_id:
+        raise ValueError("out must be a C-contiguous int64 array of shape (%d, 2) on GPU %d; got dtype %s, "
+                         "shape %s, strides %s on GPU %d" % (n_k, device_id, od.dtype, tuple(od.shape),
+                                                            od.strides, od.device_id))
+    return od.ptr
+
+
+def _device_counts(y, t, ignore_label, ks, out):
+    """Row i of out += [correct for ks[i], total], one launch per k on y's stream. A new
+    result is zeroed on that stream (a torch tensor for torch input); every argument is
+    checked before the first launch."""
+    from . import _device_accuracy
+    from ._device_streams import zeros
+    from ._interop import describe, is_torch_tensor
+    torch_in = is_torch_tensor(y)
+    yd = describe(y, "y")
+    if out is None and torch_in:
+        import torch
+        out = torch.zeros((len(ks), 2), dtype=torch.int64, device=y.device)
+    elif out is None:
+        out = zeros((len(ks), 2), yd.device_id, yd.stream_ptr)
+    base = _device_out_ptr(out, len(ks), yd.device_id)
+    for i, k in enumerate(ks):
+        _device_accuracy.counts(y, t, ignore_label, k, _CounterRow(base + 16 * i, yd.device_id))
     return out
 
 
@@ -49,16 +108,13 @@ def counts(y, t, ignore_label, ks, out):
     device = is_device_array(y)
     if device != is_device_array(t):
         raise ValueError("y and t must be on the same device")
-    out = _check_out(out, len(ks), device)
     if device:
-        from ._accuracy import accuracy_counts
-        import cupy
-        result = cupy.stack([accuracy_counts(y, t, ignore_label, k=k) for k in ks])
-    else:
-        hist = _histogram(y, t, ignore_label, max(ks))
-        total = hist[-1]
-        below = np.concatenate([[0], np.cumsum(hist[:-1])])  # below[r] = rows of rank < r
-        result = np.array([[below[min(k, len(below) - 2)], total] for k in ks], dtype=np.int64)
+        return _device_counts(y, t, ignore_label, ks, out)
+    out = _check_out(out, len(ks))
+    hist = _histogram(y, t, ignore_label, max(ks))
+    total = hist[-1]
+    below = np.concatenate([[0], np.cumsum(hist[:-1])])  # below[r] = rows of rank < r
+    result = np.array([[below[min(k, len(below) - 2)], total] for k in ks], dtype=np.int64)
     if out is None:
         return result
     out += result

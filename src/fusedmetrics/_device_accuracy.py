@@ -8,11 +8,11 @@ launch goes to y's stream (see ``_interop``), which lets a caller capture the ca
 in a CUDA graph. When t's stream differs, the launch stream first waits on it (an
 event, no host sync), so labels produced there are complete before they are read.
 """
-import contextlib
-
 import numpy as np
 
 from . import _layout
+from ._device_streams import on_stream as _on_stream
+from ._device_streams import wait_for, zeros
 from ._interop import cuda_module, describe, is_device_array, is_torch_tensor, require_cupy, torch_readable
 
 # As for the host plans in _accuracy: a training loop repeats a few call shapes.
@@ -80,8 +80,7 @@ def counts(y, t, ignore_label, k, out):
         # The copies run on y's stream (a foreign array's data is ready there, not on
         # CuPy's current stream), after t's stream; the copies are then CuPy arrays on it.
         cupy = require_cupy()
-        if td.stream_ptr != yd.stream_ptr:
-            cuda_module().stream_wait(td.stream_ptr, yd.stream_ptr, yd.device_id)
+        wait_for(td.stream_ptr, yd.stream_ptr, yd.device_id)
         with _on_stream(cupy, yd.stream_ptr, yd.device_id):
             y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
             t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
@@ -92,12 +91,11 @@ def counts(y, t, ignore_label, k, out):
         out = torch.zeros(2, dtype=torch.int64, device=y.device)
         out_ptr = out.data_ptr()
     elif out is None:
-        out = _zeros_counter(yd.device_id, yd.stream_ptr)
+        out = zeros(2, yd.device_id, yd.stream_ptr)
         out_ptr = out.data.ptr
     else:
         out_ptr = _out_ptr(out, yd.device_id)
-    if td.stream_ptr != yd.stream_ptr:  # labels ready on another stream: order, never sync
-        cuda_module().stream_wait(td.stream_ptr, yd.stream_ptr, yd.device_id)
+    wait_for(td.stream_ptr, yd.stream_ptr, yd.device_id)  # labels ready on another stream: order, never sync
     plan.launch(yd.ptr, td.ptr, out_ptr, yd.device_id, yd.stream_ptr)
     return out
 
@@ -113,49 +111,3 @@ def accuracy_value(y, t, ignore_label, value_of):
     got = counts(y, t, ignore_label, 1, None)
     with _on_stream(require_cupy(), yd.stream_ptr, yd.device_id):
         return value_of(got, yd.dtype)
-
-
-@contextlib.contextmanager
-def _on_stream(cupy, stream_ptr, device_id):
-    """device_id current and stream_ptr CuPy's current stream inside the block."""
-    with cupy.cuda.Device(device_id):
-        if cupy.cuda.get_current_stream().ptr == stream_ptr:
-            yield
-        else:
-            with _foreign_stream(cupy, stream_ptr, device_id):
-                yield
-
-
-def _zeros_counter(device_id, stream_ptr):
-    """A zeroed int64 (2,) CuPy array, zeroed on stream_ptr so the launch that follows
-    on the same stream sees the zeros."""
-    cupy = require_cupy()
-    with cupy.cuda.Device(device_id):
-        if cupy.cuda.get_current_stream().ptr == stream_ptr:
-            return cupy.zeros(2, dtype=cupy.int64)
-        # Allocate under that stream too: CuPy's pool reuses blocks in the order
-        # of the allocating stream, so a block taken on another stream could
-        # still be in use there when the zeroing runs.
-        with _foreign_stream(cupy, stream_ptr, device_id):
-            return cupy.zeros(2, dtype=cupy.int64)
-
-
-class _StreamHandle:
-    """A raw stream handle in the CUDA stream protocol (``__cuda_stream__``)."""
-
-    __slots__ = ("ptr",)
-
-    def __init__(self, ptr):
-        self.ptr = int(ptr)
-
-    def __cuda_stream__(self):
-        return (0, self.ptr)
-
-
-def _foreign_stream(cupy, stream_ptr, device_id):
-    """A CuPy stream object for a handle CuPy did not create (call it with
-    device_id current). CuPy 14 deprecates ExternalStream (a DeprecationWarning
-    on every call) in favour of Stream.from_external; older CuPy has only the former."""
-    if hasattr(cupy.cuda.Stream, "from_external"):
-        return cupy.cuda.Stream.from_external(_StreamHandle(stream_ptr))
-    return cupy.cuda.ExternalStream(stream_ptr, device_id)

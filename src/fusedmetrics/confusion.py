@@ -64,7 +64,8 @@ def confusion_matrix(y, t, num_classes, ignore_label=None, *, out=None):
     in scikit-learn). A non-ignored label outside [0, C): ValueError on the host,
     nothing added to ``out``; on a GPU such samples are left out (see the module
     docstring). numpy in, numpy out; CuPy (``__cuda_array_interface__``) in, CuPy
-    out on the current stream without a host synchronisation.
+    out on y's stream (CuPy's current one for CuPy arrays) without a host
+    synchronisation; a CUDA torch tensor in, a torch tensor out (no CuPy needed).
     """
     num_classes = _confusion_host.check_num_classes(num_classes)
     ignore_label = _check_ignore(ignore_label)
@@ -119,6 +120,11 @@ class ConfusionMatrix:
         self._matrix = np.zeros((c, c), dtype=np.int64)
         self._invalid = np.zeros((), dtype=np.int64)
         self._device = False
+        # Device state is written on several streams: launches add atomically on their
+        # arrays' stream (they may overlap each other), while zeroing, merge and load
+        # rewrite it on one stream. Each access is ordered after the writes it must follow.
+        self._writer = None           # stream of the last whole-state write
+        self._launch_streams = set()  # streams of the launches since then
 
     @property
     def matrix(self):
@@ -129,40 +135,83 @@ class ConfusionMatrix:
         return self._invalid
 
     def _to_device(self, array):
-        """Moves zero or host state to the device of ``array`` (a CuPy copy)."""
-        from ._interop import describe, require_cupy
-        cupy = require_cupy()
-        with cupy.cuda.Device(describe(array).device_id):
-            self._matrix = cupy.asarray(self._matrix)
-            self._invalid = cupy.asarray(self._invalid)
+        """Zero state on the device of ``array``, allocated and zeroed on its launch
+        stream (the host state it replaces is zero: ``update`` checks)."""
+        from ._device_streams import zeros
+        from ._interop import describe
+        d = describe(array, "y")
+        c = self.num_classes
+        self._matrix = zeros((c, c), d.device_id, d.stream_ptr)
+        self._invalid = zeros((), d.device_id, d.stream_ptr)
         self._device = True
+        self._device_id, self._writer, self._launch_streams = d.device_id, d.stream_ptr, set()
+
+    def _current_stream(self):
+        """CuPy's current stream of the state's device: where merge, load and reads run."""
+        from ._interop import current_stream_ptr, require_cupy
+        return current_stream_ptr(require_cupy(), self._device_id)
+
+    def _order_before(self, stream):
+        """Orders ``stream`` after every write into the device state (no host sync)."""
+        from ._device_streams import wait_for
+        for writer in self._launch_streams | {self._writer}:
+            wait_for(writer, stream, self._device_id)
+
+    def _host_state(self):
+        """(matrix, invalid) as host copies; device state is read on CuPy's current stream,
+        after every write into it (synchronises)."""
+        if not self._device:
+            return self._matrix.copy(), int(self._invalid)
+        self._order_before(self._current_stream())
+        return to_host(self._matrix), int(to_host(self._invalid))
+
+    def _rewritten_on(self, stream):
+        self._writer, self._launch_streams = stream, set()
 
     def update(self, y, t):
-        """Adds the counts of one batch; returns self."""
+        """Adds the counts of one batch; returns self. A refused batch adds nothing and
+        leaves the state where it was (a refused first device batch: on the host)."""
         y, t = unwrap(y), unwrap(t)
         on_device = _same_device(y, t)
         if on_device and not self._device:
             if self._matrix.any() or int(self._invalid):
                 raise ValueError("ConfusionMatrix: the state is on the host; got device arrays (reset() first)")
+            host = self._matrix, self._invalid
             self._to_device(y)
+            try:
+                self._device_update(y, t)
+            except BaseException:
+                self._matrix, self._invalid = host
+                self._device = False
+                raise
         elif not on_device and self._device:
             raise ValueError("ConfusionMatrix: the state is on a GPU; got host arrays")
-        if on_device:
-            from . import _device_confusion
-            _device_confusion.counts(y, t, self.num_classes, self.ignore_label, self._matrix, self._invalid)
+        elif on_device:
+            self._device_update(y, t)
         else:
             _confusion_host.counts(y, t, self.num_classes, self.ignore_label, self._matrix)
         return self
+
+    def _device_update(self, y, t):
+        # One launch on y's stream, after t's and after the last whole-state write; the
+        # arguments are checked before it, so a refused batch adds nothing.
+        from . import _device_confusion
+        from ._device_streams import wait_for
+        from ._interop import describe
+        launch = describe(y, "y").stream_ptr
+        wait_for(self._writer, launch, self._device_id)
+        _device_confusion.counts(y, t, self.num_classes, self.ignore_label, self._matrix, self._invalid)
+        self._launch_streams.add(launch)
 
     def compute(self):
         """The matrix as a host numpy int64 (C, C) array (synchronises on a GPU).
 
         Raises ValueError when samples with a label outside [0, C) were seen."""
-        invalid = int(to_host(self._invalid)) if self._device else int(self._invalid)
+        matrix, invalid = self._host_state()
         if invalid:
             raise ValueError("ConfusionMatrix: %d non-ignored samples had a true or predicted label outside "
                              "[0, %d); they are not in the matrix" % (invalid, self.num_classes))
-        return to_host(self._matrix) if self._device else self._matrix.copy()
+        return matrix
 
     def merge(self, other):
         """Adds another ConfusionMatrix's counts (same num_classes); returns self."""
@@ -173,11 +222,17 @@ class ConfusionMatrix:
                              % (self.num_classes, other.num_classes))
         if self._device:
             import cupy
+            stream = self._current_stream()
+            self._order_before(stream)
+            if other._device:
+                other._order_before(stream)
             self._matrix += cupy.asarray(other._matrix)
             self._invalid += cupy.asarray(other._invalid)
+            self._rewritten_on(stream)
         elif other._device:
-            self._matrix += to_host(other._matrix)
-            self._invalid += to_host(other._invalid)
+            matrix, invalid = other._host_state()
+            self._matrix += matrix
+            self._invalid += invalid
         else:
             self._matrix += other._matrix
             self._invalid += other._invalid
@@ -185,12 +240,9 @@ class ConfusionMatrix:
 
     def state_dict(self):
         """``{'num_classes', 'ignore_label', 'matrix' (host int64 copy), 'invalid' (int)}``."""
-        return {
-            "num_classes": self.num_classes,
-            "ignore_label": self.ignore_label,
-            "matrix": to_host(self._matrix) if self._device else self._matrix.copy(),
-            "invalid": int(to_host(self._invalid)) if self._device else int(self._invalid),
-        }
+        matrix, invalid = self._host_state()
+        return {"num_classes": self.num_classes, "ignore_label": self.ignore_label, "matrix": matrix,
+                "invalid": invalid}
 
     def load_state_dict(self, state_dict):
         """Replaces the counts (validated first: nothing changes on error). The state
@@ -208,8 +260,11 @@ class ConfusionMatrix:
     def _replace(self, matrix, invalid):
         if self._device:
             import cupy
+            stream = self._current_stream()
+            self._order_before(stream)  # no launch may add into what is being replaced
             self._matrix[...] = cupy.asarray(matrix)
             self._invalid[...] = invalid
+            self._rewritten_on(stream)
         else:
             self._matrix = matrix
             self._invalid = np.asarray(invalid, dtype=np.int64)

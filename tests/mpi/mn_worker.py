@@ -415,6 +415,44 @@ def micro_average_scenario(comm_kind):
     return verify
 
 
+def classification_scenario(comm_kind):
+    """ClassificationEvaluator wrapped for multi-node, uneven shards: the per-class and macro keys
+    equal a single-process evaluation of all batches exactly, bit-identical on every rank."""
+    from fusedmetrics.extensions import ClassificationEvaluator
+
+    rng = np.random.RandomState(11)
+    n = 23 * SIZE + 4
+    x = rng.randn(n, 3).astype(np.float32)
+    x[::4, 2] = x[::4, 0]  # ties: the first maximum wins
+    t = rng.randint(0, 3, n).astype(np.int32)
+    t[t == 1] = 2          # class 1 never true: its recall is NaN
+    t[::5] = -1            # ignored
+    data = list(zip(x, t))
+    shards = shards_for(data, [n - 20 * (SIZE - 1)] + [20] * (SIZE - 1))
+
+    class Scores(chainer.Link):
+        def forward(self, x, t):
+            self.y = x
+            chainer.report({"loss": float(x.sum())}, self)
+
+    def evaluator(batches):
+        return ClassificationEvaluator(Replay(batches), Scores(), 3, ignore_label=-1)
+
+    got = create_multi_node_evaluator(evaluator(batches_of(shards[RANK], 4)), make_comm(comm_kind))()
+    same, _ = identical_on_all_ranks(WORLD, sorted(got.items()), "")
+
+    def verify():
+        want = evaluator(batches_of(data, 4))()
+        scores = [k for k in want if k.split("/")[1].split("_")[-1] in ("precision", "recall", "f1")]
+        assert len(scores) == 3 * 3 + 3, scores
+        for k in scores:
+            assert k in got, (k, sorted(got))
+            assert got[k] == want[k] or (np.isnan(got[k]) and np.isnan(want[k])), (k, got[k], want[k])
+        assert "main/loss" in got
+        assert same, "results differ between ranks (must be bit-identical)"
+    return verify
+
+
 # ---------------------------------------------------------------- scatter_dataset
 def scatter_scenario():
     records = {}
@@ -466,6 +504,8 @@ def run_scenarios():
         ("micro_average/mpi4py", lambda: micro_average_scenario("mpi4py"), FMMicroAverage is None),
         ("micro_average/chainermn", lambda: micro_average_scenario("chainermn"), FMMicroAverage is None),
         ("scatter_dataset", scatter_scenario, False),
+        ("classification/mpi4py", lambda: classification_scenario("mpi4py"), FMEvaluator is None),
+        ("classification/chainermn", lambda: classification_scenario("chainermn"), FMEvaluator is None),
     ]
     verdicts = {}
     for name, run, skip in scenarios:

@@ -48,8 +48,14 @@ class ClassificationEvaluator(Evaluator):
     Differences from the per-batch ``chainer.functions.classification_summary`` (which
     ``DictSummary`` cannot average, as its values are vectors): the scores are exact over the
     whole pass, not means of per-batch values; F1 of a class never predicted but present is 0
-    (scikit-learn), where Chainer gives NaN. The per-class keys come from :meth:`evaluate`; a
-    wrapper that replaces it (``create_multi_node_evaluator``) reports only the usual keys.
+    (scikit-learn), where Chainer gives NaN.
+
+    Multi-node: wrap it with :func:`fusedmetrics.multi_node.create_multi_node_evaluator` (which
+    replaces :meth:`evaluate`). Every rank then reports the usual keys and the per-class and
+    macro keys, all exact over the union of the ranks' batches: the wrapper calls
+    :meth:`multi_node_observation`, which sums the ranks' C*C counts with one int64 ``Allreduce``.
+    Every rank must use the same ``num_classes``. ChainerMN's own ``create_multi_node_evaluator``
+    would instead average each rank's per-class values with equal weight (not exact).
     """
 
     def __init__(self, iterator, target, num_classes, label_names=None, *, ignore_label=None,
@@ -95,9 +101,11 @@ class ClassificationEvaluator(Evaluator):
         finally:
             self.eval_func = original
 
-    def class_scores(self):
-        """``{key: value}`` of the per-class and macro scores of the last pass (unprefixed)."""
-        matrix = self.confusion.compute()
+    def class_scores(self, matrix=None):
+        """``{key: value}`` of the per-class and macro scores (unprefixed) of ``matrix``, by
+        default this rank's last pass (``self.confusion``)."""
+        if matrix is None:
+            matrix = self.confusion.compute()
         per_class = classification_scores(matrix)
         macro = classification_scores(matrix, average='macro')
         names = self.label_names or [str(i) for i in range(self.num_classes)]
@@ -108,11 +116,35 @@ class ClassificationEvaluator(Evaluator):
             report['macro_' + key] = macro[source]
         return report
 
+    def _observation(self, matrix):
+        """The scores of ``matrix`` under the target's observer name (in the current reporter)."""
+        observation = {}
+        with reporter_module.report_scope(observation):
+            reporter_module.report(self.class_scores(matrix), self._targets['main'])
+        return observation
+
     def evaluate(self):
         """Like Evaluator's, plus the confusion-matrix scores under the target's name."""
         result = super().evaluate()
-        observation = {}
-        with reporter_module.report_scope(observation):
-            reporter_module.report(self.class_scores(), self._targets['main'])
-        result.update(observation)
+        result.update(self._observation(self.confusion.compute()))
         return result
+
+    def multi_node_observation(self, comm):
+        """The scores of the matrix summed over every rank of ``comm`` (an mpi4py communicator),
+        under the target's name: a collective, called on every rank after each pass by
+        ``create_multi_node_evaluator``'s ``evaluate``. A rank that cannot read its counts still
+        joins the ``Allreduce``; then every rank raises (the others ``RemoteEvaluationError``)."""
+        from fusedmetrics.multi_node._aggregate import report_local_failure
+        from fusedmetrics.multi_node._confusion import allreduce_confusion
+        failure, local, invalid = None, None, 0
+        try:
+            state = self.confusion.state_dict()  # device counts come to the host here, once
+            local, invalid = state['matrix'], state['invalid']
+        except Exception as exc:  # joins the collective, then raises
+            failure = exc
+            report_local_failure(exc, comm.Get_rank(), comm.Get_size())
+        matrix, invalid = allreduce_confusion(comm, local, invalid, self.num_classes, failure)
+        if invalid:
+            raise ValueError('ClassificationEvaluator: %d non-ignored samples over all ranks had a true or '
+                             'predicted label outside [0, %d)' % (invalid, self.num_classes))
+        return self._observation(matrix)

@@ -54,6 +54,9 @@ def create_multi_node_evaluator(evaluator, comm):
     elsewhere (e.g. in a training step) are outside this protocol: run scripts as
     ``mpiexec -n P python -m mpi4py script.py`` so that an uncaught exception on any rank aborts
     the job; with a plain ``python script.py`` MPICH leaves the other ranks waiting.
+    An evaluator with a ``multi_node_observation(mpi_comm)`` method (``ClassificationEvaluator``)
+    has it called on every rank after the summary's collective; the ``{key: value}`` it returns
+    (exact over all ranks, from its own collective) is added to ``evaluate()``'s result.
     Subclasses of Chainer's Evaluator whose ``evaluate()`` does not return the
     ``compute_mean()`` of a ``chainer.reporter.DictSummary`` it created are rejected at evaluation
     time with a TypeError (raised on all ranks, as above).
@@ -102,7 +105,14 @@ def is_multi_node_evaluator(evaluator):
 
 
 def _global_evaluate(self):
-    return self.evaluate_summary().compute_mean()
+    result = self.evaluate_summary().compute_mean()
+    # Values a mean of per-rank values cannot give exactly (ClassificationEvaluator's
+    # per-class scores) come from the evaluator's own collective, after the summary's:
+    # every rank reaches it, since the summary raised on all ranks or on none.
+    extra = getattr(self, "multi_node_observation", None)
+    if callable(extra):
+        result.update(extra(getattr(self, _ATTR).mpi_comm))
+    return result
 
 
 def _global_evaluate_summary(self):

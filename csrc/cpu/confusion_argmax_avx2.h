@@ -66,6 +66,41 @@ inline int64_t argmax_row_f32_avx2(const float* row, int64_t C, __m256i tail_lan
   return full + __builtin_ctz(unsigned(hits));  // the maximum is in the tail: hits != 0
 }
 
+// Every lane set to the maximum of v's lanes (no extract and broadcast).
+inline __m256 all_lanes_max(__m256 v) {
+  v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+  v = _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+  return _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
+}
+
+// Rows of 8 * (Vectors - 1) < C <= 8 * Vectors classes: the whole row in registers,
+// no loop inside a row, so out-of-order execution overlaps consecutive rows.
+template <int Vectors>
+void predict_short_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, int width, int64_t* pred) {
+  const float* base = static_cast<const float*>(call.a.y) + fm::y_row_offset(call.a, first);
+  const int64_t step = sample_stride(call.a), C = call.a.C;
+  const __m256i tail_lanes = first_lanes(C - 8 * (Vectors - 1));  // 1..8 lanes
+  for (int i = 0; i < width; ++i) {
+    const float* row = base + i * step;
+    __m256 x[Vectors];
+    for (int k = 0; k + 1 < Vectors; ++k) x[k] = _mm256_loadu_ps(row + 8 * k);
+    x[Vectors - 1] = load_tail(row + 8 * (Vectors - 1), tail_lanes);
+    __m256 m = x[0], unordered = _mm256_cmp_ps(x[0], x[Vectors - 1], _CMP_UNORD_Q);
+    for (int k = 1; k < Vectors; ++k) {
+      m = _mm256_max_ps(x[k], m);
+      if (k + 1 < Vectors) unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x[k], x[k], _CMP_UNORD_Q));
+    }
+    const __m256 best = all_lanes_max(m);
+    uint32_t hits = 0;
+    for (int k = 0; k < Vectors; ++k)
+      hits |= uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[k], best, _CMP_EQ_OQ))) << (8 * k);
+    // `unordered` covers every vector (x[0] and the last in its first compare).
+    // Without a NaN, the maximum is some lane's value, so hits != 0.
+    pred[i] = _mm256_movemask_ps(unordered) ? fm::row_argmax<float>([row](int64_t k) { return row[k]; }, C)
+                                            : __builtin_ctz(hits);
+  }
+}
+
 // PredictFn for float32 scores with ys_c == 1 and C >= 1.
 void predict_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, int width, int64_t* pred) {
   const float* base = static_cast<const float*>(call.a.y) + fm::y_row_offset(call.a, first);

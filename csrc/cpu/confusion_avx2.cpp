@@ -14,6 +14,14 @@ namespace {
 }  // namespace
 
 fm::cpu::PredictFn fm::cpu::select_predict_avx2(const ConfusionCall& call) {
-  if (call.a.y_code == fm::kF32 && call.a.ys_c == 1 && call.a.C >= 1) return predict_rows_f32_avx2;
+  if (call.a.y_code == fm::kF32 && call.a.ys_c == 1 && call.a.C >= 1) {
+    switch ((call.a.C + 7) / 8) {
+      case 1: return predict_short_rows_f32_avx2<1>;
+      case 2: return predict_short_rows_f32_avx2<2>;
+      case 3: return predict_short_rows_f32_avx2<3>;
+      case 4: return predict_short_rows_f32_avx2<4>;
+      default: return predict_rows_f32_avx2;
+    }
+  }
   return select_predict_portable(call);
 }

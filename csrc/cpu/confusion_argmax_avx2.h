@@ -1,6 +1,7 @@
 // AVX2 argmax of float32 rows with contiguous classes (ys_c == 1), for the
-// confusion matrix. Included by confusion_avx2.cpp inside its anonymous namespace,
-// after confusion_kernels_portable.h and <immintrin.h>.
+// confusion matrix. Included by confusion_avx2.cpp and confusion_avx512.cpp (both
+// can run it) inside their anonymous namespaces, after confusion_kernels_portable.h
+// and <immintrin.h>.
 //
 // Per row: pass 1 takes the maximum with 4 independent vector accumulators and
 // notes any NaN in a separate unordered mask; pass 2 finds the first class equal
@@ -107,4 +108,17 @@ void predict_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, in
   const int64_t step = sample_stride(call.a), C = call.a.C;
   const __m256i tail_lanes = first_lanes(C % 8);
   for (int i = 0; i < width; ++i) pred[i] = argmax_row_f32_avx2(base + i * step, C, tail_lanes);
+}
+
+// These kernels where they apply (float32 rows with contiguous classes), else the
+// portable ones.
+inline fm::cpu::PredictFn select_predict_with_avx2_rows(const fm::ConfusionCall& call) {
+  if (call.a.y_code != fm::kF32 || call.a.ys_c != 1 || call.a.C < 1) return select_predict_portable(call);
+  switch ((call.a.C + 7) / 8) {
+    case 1: return predict_short_rows_f32_avx2<1>;
+    case 2: return predict_short_rows_f32_avx2<2>;
+    case 3: return predict_short_rows_f32_avx2<3>;
+    case 4: return predict_short_rows_f32_avx2<4>;
+    default: return predict_rows_f32_avx2;
+  }
 }

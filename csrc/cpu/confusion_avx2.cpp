@@ -1,6 +1,6 @@
 // Confusion-matrix prediction kernels, compiled for the avx2 build: the portable
-// code, vectorised by the compiler with this file's flags, and a hand-written
-// argmax for float32 rows with contiguous classes.
+// code, vectorised by the compiler with this file's flags, and the hand-written
+// AVX2 argmax for float32 rows with contiguous classes.
 #include <immintrin.h>
 
 #include "cpu/confusion.h"
@@ -14,14 +14,5 @@ namespace {
 }  // namespace
 
 fm::cpu::PredictFn fm::cpu::select_predict_avx2(const ConfusionCall& call) {
-  if (call.a.y_code == fm::kF32 && call.a.ys_c == 1 && call.a.C >= 1) {
-    switch ((call.a.C + 7) / 8) {
-      case 1: return predict_short_rows_f32_avx2<1>;
-      case 2: return predict_short_rows_f32_avx2<2>;
-      case 3: return predict_short_rows_f32_avx2<3>;
-      case 4: return predict_short_rows_f32_avx2<4>;
-      default: return predict_rows_f32_avx2;
-    }
-  }
-  return select_predict_portable(call);
+  return select_predict_with_avx2_rows(call);
 }

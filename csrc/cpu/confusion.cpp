@@ -188,7 +188,12 @@ InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_
   const TallyFn tally = select_tally(call);
   const int64_t spill_rows = std::max<int64_t>(1, g_spill_rows.load(std::memory_order_relaxed));
   std::unique_ptr<uint32_t[]> counts(new uint32_t[size_t(n_threads * per_thread)]);
+  // Allocated here: a worker thread must not throw.
   std::vector<std::vector<int64_t>> spilled(n_threads);
+  for (int64_t i = 0; i < n_threads; ++i) {
+    const Range range = share_of(rows, n_threads, i);
+    if (range.end - range.begin > spill_rows) spilled[i].assign(size_t(cells), 0);
+  }
   std::vector<InvalidSample> found(n_threads);
   auto run = [&](int i) {
     uint32_t* mine = counts.get() + i * per_thread;
@@ -202,7 +207,6 @@ InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_
       begin = end;
       if (begin == range.end) break;
       std::vector<int64_t>& spill = spilled[i];
-      spill.resize(size_t(cells), 0);
       for (int c = 0; c < copies; ++c)
         for (int64_t j = 0; j < cells; ++j) spill[j] += mine[c * size + j];
       std::fill(mine, mine + per_thread, 0u);

@@ -197,3 +197,167 @@ def test_byte_swapped_and_misaligned_inputs_are_copied():
     assert not misaligned.flags.aligned
     np.testing.assert_array_equal(fm.confusion_matrix(misaligned, t, 5), expected)
     np.testing.assert_array_equal(fm.confusion_matrix(memoryview(y), memoryview(t), 5), expected)
+
+
+# --- The typed label tallies (one loop per (t, p) label dtype pair, private uint32 tables) ---
+
+def _in_range_labels(rng, n, C, dtype):
+    return rng.integers(0, C, n).astype(dtype)
+
+
+@pytest.mark.parametrize("p_dtype", LABELS, ids=lambda d: "p_" + np.dtype(d).name)
+@pytest.mark.parametrize("t_dtype", LABELS, ids=lambda d: "t_" + np.dtype(d).name)
+def test_every_label_dtype_pair(isa, t_dtype, p_dtype):
+    """Contiguous, strided and reversed labels, odd lengths (not a multiple of any block or
+    vector width), with and without an ignore label that the dtype can hold."""
+    rng = np.random.default_rng(np.dtype(t_dtype).num * 31 + np.dtype(p_dtype).num)
+    C = 7
+    for n in [1, 3, 255, 257, 1001, 4099]:
+        t = _in_range_labels(rng, n, C, t_dtype)
+        p = _in_range_labels(rng, n, C, p_dtype)
+        np.testing.assert_array_equal(fm.confusion_matrix(p, t, C), reference(p, t, C))
+        t2 = _in_range_labels(rng, 3 * n, C, t_dtype)[::3]
+        p2 = _in_range_labels(rng, 2 * n, C, p_dtype)[::-2]
+        np.testing.assert_array_equal(fm.confusion_matrix(p2, t2, C), reference(p2, t2, C))
+        ignore = 100  # outside [0, C), held by every label dtype
+        t[::5] = ignore
+        p[::5] = 3 * C  # ignored samples are skipped whatever their prediction
+        np.testing.assert_array_equal(fm.confusion_matrix(p, t, C, ignore_label=ignore),
+                                      reference(p, t, C, ignore))
+
+
+@pytest.mark.parametrize("dtype", LABELS, ids=lambda d: np.dtype(d).name)
+def test_ignore_label_outside_the_dtype_never_matches(isa, dtype):
+    info = np.iinfo(dtype)
+    t = np.array([0, 1, 2, 1, 0], dtype)
+    p = np.array([0, 2, 2, 1, 1], dtype)
+    if np.dtype(dtype).itemsize == 8:
+        pytest.skip("64-bit labels hold every int64 reading of an ignore label")
+    outside = int(info.max) + 1
+    np.testing.assert_array_equal(fm.confusion_matrix(p, t, 3, ignore_label=outside), reference(p, t, 3))
+    # The largest value of a narrow dtype is an ignore label of its own...
+    t[1] = info.max
+    got = fm.confusion_matrix(p, t, 3, ignore_label=int(info.max))
+    np.testing.assert_array_equal(got, reference(p, t, 3, int(info.max)))
+    # ... and without it, an out-of-range label (its value named in the error).
+    with pytest.raises(ValueError, match=r"t holds the label %d \(sample 1\)" % info.max):
+        fm.confusion_matrix(p, t, 3)
+
+
+@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int32, np.int32), (np.int64, np.int64),
+                                  (np.int8, np.uint16), (np.uint64, np.int16)],
+                         ids=lambda pr: "%s_%s" % (np.dtype(pr[0]).name, np.dtype(pr[1]).name))
+@pytest.mark.parametrize("C", [5, 1000])
+def test_invalid_label_anywhere_leaves_out_unchanged(isa, pair, C):
+    """Each thread stops at its first invalid sample; the earliest in order is reported and
+    nothing is added. C=1000 with 10^6 samples takes the private-table path too."""
+    t_dtype, p_dtype = pair
+    if C > np.iinfo(t_dtype).max or C > np.iinfo(p_dtype).max:
+        pytest.skip("labels up to C do not fit this dtype")
+    rng = np.random.default_rng(C)
+    n = 1_000_003 if C == 1000 else 300_001
+    t = _in_range_labels(rng, n, C, t_dtype)
+    p = _in_range_labels(rng, n, C, p_dtype)
+    out = np.full((C, C), 3, np.int64)
+    fm.confusion_matrix(p, t, C, out=out)
+    np.testing.assert_array_equal(out, 3 + reference(p, t, C))
+    before = out.copy()
+    for where in [0, 255, 256, n // 2 + 1, n - 1]:
+        for target, name in [(t, "t"), (p, r"y \(integer predictions\)")]:
+            saved = target[where]
+            bad = -1 if np.iinfo(target.dtype).min < 0 else C
+            later = min(n - 1, where + 1 + (n - 1 - where) // 2)
+            saved_later = target[later]
+            target[later] = C  # a later invalid one (in another thread's share): never reported
+            target[where] = bad
+            with pytest.raises(ValueError, match=r"%s holds the label %d \(sample %d\)" % (name, bad, where)):
+                fm.confusion_matrix(p, t, C, out=out)
+            np.testing.assert_array_equal(out, before)
+            target[later] = saved_later
+            target[where] = saved
+
+
+@pytest.mark.parametrize("C", [1, 2, 17, 1000])
+def test_private_tables_match_the_checked_path(isa, C):
+    """Around the "no more cells than samples" rule: just below it the check-then-tally path,
+    at and above it the private tables (with 2 threads when there is work for them)."""
+    rng = np.random.default_rng(C + 9)
+    for n in {C * C - 1, C * C, 4 * C * C + 3} - {0}:
+        t = _in_range_labels(rng, n, C, np.int16)
+        p = _in_range_labels(rng, n, C, np.int32)
+        np.testing.assert_array_equal(fm.confusion_matrix(p, t, C), reference(p, t, C))
+
+
+def test_uint32_counters_spill_into_int64():
+    """The uint32 counters move into int64 ones every `rows` rows per thread (2^32 - 1 by
+    default, so none overflows); a tiny interval exercises the move on every path."""
+    rng = np.random.default_rng(10)
+    try:
+        for rows in [1, 7, 256, 1000]:
+            _core._set_confusion_spill_rows(rows)
+            for C, n in [(3, 100_001), (40, 200_000)]:
+                t = rng.integers(0, C, n)
+                p = rng.integers(0, C, n).astype(np.uint8)
+                t[::11] = C  # one more invalid than ignored: skipped
+                np.testing.assert_array_equal(fm.confusion_matrix(p, t, C, ignore_label=C),
+                                              reference(p, t, C, C))
+                y = scores(rng, (n // 10, C), np.float32)
+                np.testing.assert_array_equal(fm.confusion_matrix(y, t[:n // 10], C, ignore_label=C),
+                                              reference(y, t[:n // 10], C, C))
+    finally:
+        _core._set_confusion_spill_rows(0)
+
+
+def test_image_label_layouts(isa):
+    """(N, H, W) labels: one run when both arrays are C-contiguous, else per image."""
+    rng = np.random.default_rng(11)
+    C = 9
+    t = rng.integers(0, C, (4, 37, 41)).astype(np.uint8)
+    p = rng.integers(0, C, (4, 37, 41)).astype(np.int32)
+    for tt, pp in [(t, p), (t[:, ::2], p[:, ::2]), (t[:, :, 1:], p[:, :, 1:]), (t, np.asfortranarray(p)),
+                   (t[::-1], p)]:
+        np.testing.assert_array_equal(fm.confusion_matrix(pp, tt, C), reference(pp, tt, C))
+        np.testing.assert_array_equal(fm.confusion_matrix(pp, tt, C, ignore_label=0), reference(pp, tt, C, 0))
+
+
+# --- The argmax of flat float rows (vector max, then the first lane equal to it) ---
+
+@pytest.mark.parametrize("C", [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 100, 1000])
+def test_flat_row_argmax_nan_ties_and_zeros(isa, C):
+    """NaN (first one wins), ties across vector and unrolled-block boundaries, -0.0 vs +0.0,
+    all -inf and +inf rows, a maximum in the tail lanes; against numpy's float64 argmax."""
+    rng = np.random.default_rng(C)
+    rows = []
+    for _ in range(6):  # a random row with many ties
+        rows.append(np.round(rng.standard_normal(C) * 2) / 2)
+    for j in sorted({0, C // 2, C - 1, min(C - 1, 8), min(C - 1, 31), min(C - 1, 32)}):
+        row = rng.standard_normal(C)
+        row[j] = np.nan
+        rows.append(row)
+        row = row.copy()
+        row[C - 1 - (j // 2)] = np.nan  # two NaNs: the first wins
+        rows.append(row)
+        row = np.full(C, -1.0)
+        row[j] = 5.0
+        rows.append(row)
+        row = np.full(C, -np.inf)
+        row[j:] = 2.0  # first of a run of maxima reaching the tail
+        rows.append(row)
+        row = np.full(C, -1.0)
+        row[j] = -0.0
+        row[C - 1] = 0.0  # -0.0 == +0.0: the earlier zero
+        rows.append(row)
+        row = np.full(C, -1.0)
+        row[C - 1 - j] = np.inf
+        row[j] = np.inf
+        rows.append(row)
+    rows += [np.full(C, -np.inf), np.full(C, np.inf), np.full(C, np.nan), np.zeros(C), -np.zeros(C)]
+    y64 = np.array(rows)
+    t = np.zeros(len(rows), np.int64)
+    for dtype in FLOATS:
+        y = y64.astype(dtype)
+        np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
+        # rows one stride apart that is not C (a column slice of wider rows)
+        wide = np.full((len(rows), C + 5), np.nan, dtype)
+        wide[:, 2:C + 2] = y
+        np.testing.assert_array_equal(fm.confusion_matrix(wide[:, 2:C + 2], t, C), reference(y, t, C))

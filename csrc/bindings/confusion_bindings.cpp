@@ -101,4 +101,6 @@ void bind_confusion(py::module_& m) {
            py::arg("y_code"), py::arg("pred_code"), py::arg("N"), py::arg("C"), py::arg("M"), py::arg("y_strides"),
            py::arg("t_code"), py::arg("t_strides"), py::arg("has_ignore"), py::arg("ignore"))
       .def("count", &ConfusionPlan::count, py::arg("y"), py::arg("t"), py::arg("out"));
+  m.def("_set_confusion_spill_rows", &fm::cpu::set_confusion_spill_rows, py::arg("rows"),
+        "Testing hook: rows per thread between moves of the uint32 counters into int64 ones (<= 0: default).");
 }

@@ -2,19 +2,23 @@
 // scores, or read integer predictions), and tally (t, p) pairs.
 //
 // Two ways to keep "nothing is added on error" cheap:
-//  * small matrices (C * C <= 65536 and no more cells than samples): every thread
-//    tallies into its own zeroed table (no atomics, no false sharing; 4 rotating
-//    copies when C <= 32, see kCopies), checking the
+//  * matrices up to 2^22 cells with no more cells than samples: every thread
+//    tallies into its own zeroed uint32 tables (no atomics, no false sharing;
+//    4 rotating copies for small matrices, see PrivateTables), checking the
 //    labels as it goes; the tables are added into the matrix only when no sample
-//    was invalid;
-//  * large matrices (zeroing per-thread tables would cost more than the samples):
+//    was invalid. Labels are read in place by a loop typed per label dtype pair;
+//  * larger matrices (zeroing per-thread tables would cost more than the samples):
 //    a first pass checks the labels alone (a small read next to the scores), then
 //    the threads tally straight into the matrix, with relaxed atomic adds when
 //    there is more than one.
 // Integer counts are order-independent, so both give the same exact result.
 #include "cpu/confusion.h"
+#include "cpu/confusion_tally.h"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/cpu_features.h"
@@ -25,7 +29,6 @@ namespace fm::cpu {
 namespace {
 
 constexpr int64_t kMinBytesPerThread = int64_t(1) << 19;  // as for accuracy
-constexpr int64_t kMaxPrivateCells = int64_t(1) << 16;
 
 // width labels of code `code`, `stride` elements apart, as int64.
 void load_labels(const void* base, int code, int64_t offset, int64_t stride, int width, int64_t* out) {
@@ -90,34 +93,146 @@ InvalidSample first_invalid(const ConfusionCall& call, int64_t r0, int64_t r1) {
   return bad;
 }
 
-// Copies of a small table that consecutive samples rotate over: neighbouring
-// pixels mostly share a (t, p) bin, and back-to-back increments of one counter
-// wait for each other's store; with kCopies counters in flight they overlap.
+// The earliest of the threads' first invalid samples (rows are split in order).
+InvalidSample earliest(const std::vector<InvalidSample>& found) {
+  for (const auto& b : found)
+    if (b.row >= 0) return b;
+  return {};
+}
+
+// Copies of the private tables (see PrivateTables).
 constexpr int kCopies = 4;
-constexpr int64_t kMaxCopiedCells = 4096;
 
-int copies_for(int64_t cells) { return cells * kCopies <= kMaxCopiedCells ? kCopies : 1; }
-
-// Tallies rows [r0, r1) into table (copies_for(C * C) tables of C * C); returns
-// the first invalid sample (tallying stops there: the caller discards the table).
-InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_t r0, int64_t r1, int64_t* table) {
-  InvalidSample bad;
+// Tallies rows [r0, r1) into a thread's private tables, reading labels of type T
+// (true) and P (predicted; int64 predictions of `predict` when there are scores)
+// in place. Returns the first invalid sample (tallying stops there: the caller
+// discards the tables).
+template <bool HasIgnore, class T, class P>
+InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_t r0, int64_t r1,
+                            PrivateTables tables) {
   const AccuracyCall& a = call.a;
-  const int64_t cells = a.C * a.C;
-  const int copy_mask = copies_for(cells) - 1;  // 0 or kCopies - 1
-  walk_blocks(call, predict, true, r0, r1, [&](int64_t r, int width, const int64_t* t, const int64_t* p) {
-    if (bad.row >= 0) return;
-    for (int i = 0; i < width; ++i) {
-      const int64_t bin = confusion_bin(t[i], p[i], a.C, a.has_ignore, a.ignore);
-      if (bin >= 0) {
-        ++table[(i & copy_mask) * cells + bin];
-      } else if (bin == kBinInvalid) {
-        bad = {r + i, t[i], p[i]};
-        return;
+  const IgnoreAs<T> ignore = ignore_as<T>(a.has_ignore, a.ignore);
+  const bool scores = predict != nullptr;
+  // Flat rows (M == 1) form one run across n; so do (N, M) labels stored as one
+  // run. Blocks of predicted samples stay inside one n (see PredictFn).
+  const bool one_run = a.M == 1 || (!scores && a.ts_n == a.M * a.ts_m && a.ys_n == a.M * a.ys_m);
+  const int64_t t_step = a.M == 1 ? a.ts_n : a.ts_m, y_step = a.M == 1 ? a.ys_n : a.ys_m;
+  int64_t predicted[kConfusionBlock];
+  uint32_t bins[kConfusionBlock];
+  for (int64_t r = r0; r < r1;) {
+    const RowIndex first = split_row(r, a.M);
+    const int64_t run = one_run ? r1 - r : a.M - first.m;
+    const int width = int(std::min<int64_t>({kConfusionBlock, r1 - r, run}));
+    const T* t = static_cast<const T*>(a.t) + t_row_offset(a, first);
+    const P* p;
+    int64_t p_step;
+    if constexpr (std::is_same_v<P, int64_t>) {
+      if (scores) predict(call, first, width, predicted);
+      p = scores ? predicted : static_cast<const P*>(a.y) + y_row_offset(a, first);
+      p_step = scores ? 1 : y_step;
+    } else {
+      p = static_cast<const P*>(a.y) + y_row_offset(a, first);
+      p_step = y_step;
+    }
+    // Unit strides get their own (vectorised) copy of the loop.
+    const bool bad = t_step == 1 && p_step == 1
+                         ? bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, bins)
+                         : bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, bins);
+    if (bad) {
+      for (int i = 0; i < width; ++i) {
+        const int64_t ti = int64_t(t[i * t_step]), pi = int64_t(p[i * p_step]);
+        if (confusion_bin(ti, pi, a.C, a.has_ignore, a.ignore) == kBinInvalid) return {r + i, ti, pi};
       }
     }
+    count_bins(bins, width, tables);
+    r += width;
+  }
+  return {};
+}
+
+using TallyFn = InvalidSample (*)(const ConfusionCall&, PredictFn, int64_t, int64_t, PrivateTables);
+
+template <class T>
+TallyFn tally_for_true_type(const ConfusionCall& call) {
+  const bool ignore = ignore_as<T>(call.a.has_ignore, call.a.ignore).active;
+  if (predicts_from_scores(call))
+    return ignore ? tally_private<true, T, int64_t> : tally_private<false, T, int64_t>;
+  return with_label_type(call.pred_code, [&](auto zero) -> TallyFn {
+    using P = decltype(zero);
+    return ignore ? tally_private<true, T, P> : tally_private<false, T, P>;
   });
-  return bad;
+}
+
+TallyFn select_tally(const ConfusionCall& call) {
+  return with_label_type(call.a.t_code, [&](auto zero) { return tally_for_true_type<decltype(zero)>(call); });
+}
+
+// How often a thread moves its uint32 counters into int64 ones: no counter can
+// then pass 2^32 - 1. Settable (smaller) so tests reach the spill path.
+std::atomic<int64_t> g_spill_rows{int64_t(UINT32_MAX)};
+
+// Rotating copies pay off while they stay in L1/L2 and their zeroing is small
+// next to the samples.
+constexpr int64_t kMaxCopiedCounters = 16384;
+// Private tables up to this many counters per copy (16 MiB of uint32).
+constexpr int64_t kMaxPrivateCounters = int64_t(1) << 22;
+
+// Counts with private tables: each thread tallies its share into its own zeroed
+// uint32 tables (spilling into int64 ones every g_spill_rows rows); only when no
+// sample was invalid are the tables added into the matrix.
+InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_t rows, int64_t n_threads,
+                            int64_t* matrix) {
+  const int64_t cells = call.a.C * call.a.C, size = cells + 1;
+  const int copies = kCopies * size <= std::min(kMaxCopiedCounters, rows / n_threads) ? kCopies : 1;
+  const int64_t per_thread = copies * size;
+  const TallyFn tally = select_tally(call);
+  const int64_t spill_rows = std::max<int64_t>(1, g_spill_rows.load(std::memory_order_relaxed));
+  std::unique_ptr<uint32_t[]> counts(new uint32_t[size_t(n_threads * per_thread)]);
+  // Allocated here: a worker thread must not throw.
+  std::vector<std::vector<int64_t>> spilled(n_threads);
+  for (int64_t i = 0; i < n_threads; ++i) {
+    const Range range = share_of(rows, n_threads, i);
+    if (range.end - range.begin > spill_rows) spilled[i].assign(size_t(cells), 0);
+  }
+  std::vector<InvalidSample> found(n_threads);
+  auto run = [&](int i) {
+    uint32_t* mine = counts.get() + i * per_thread;
+    std::fill(mine, mine + per_thread, 0u);  // on the thread that uses them
+    const PrivateTables tables{mine, size, copies - 1};
+    const Range range = share_of(rows, n_threads, i);
+    for (int64_t begin = range.begin; begin < range.end;) {
+      const int64_t end = std::min(range.end, begin + spill_rows);
+      found[i] = tally(call, predict, begin, end, tables);
+      if (found[i].row >= 0) return;
+      begin = end;
+      if (begin == range.end) break;
+      std::vector<int64_t>& spill = spilled[i];
+      for (int c = 0; c < copies; ++c)
+        for (int64_t j = 0; j < cells; ++j) spill[j] += mine[c * size + j];
+      std::fill(mine, mine + per_thread, 0u);
+    }
+  };
+  if (n_threads == 1) run(0);
+  else parallel_for(int(n_threads), run);
+  const InvalidSample bad = earliest(found);
+  if (bad.row >= 0) return bad;
+  // Each thread adds every table's counts for its slice of the cells.
+  auto merge = [&](int i) {
+    const Range slice = share_of(cells, n_threads, i);
+    for (int64_t k = 0; k < n_threads * copies; ++k) {
+      const uint32_t* table = counts.get() + k * size;
+      for (int64_t j = slice.begin; j < slice.end; ++j) matrix[j] += table[j];
+    }
+    for (const auto& spill : spilled)
+      if (!spill.empty())
+        for (int64_t j = slice.begin; j < slice.end; ++j) matrix[j] += spill[j];
+  };
+  if (n_threads == 1 || cells < (int64_t(1) << 16)) {
+    for (int i = 0; i < n_threads; ++i) merge(i);
+  } else {
+    parallel_for(int(n_threads), merge);
+  }
+  return {};
 }
 
 // Tallies rows [r0, r1) of a checked call straight into the matrix.
@@ -134,14 +249,11 @@ void tally_direct(const ConfusionCall& call, PredictFn predict, int64_t r0, int6
   });
 }
 
-// The earliest of the threads' first invalid samples (rows are split in order).
-InvalidSample earliest(const std::vector<InvalidSample>& found) {
-  for (const auto& b : found)
-    if (b.row >= 0) return b;
-  return {};
-}
-
 }  // namespace
+
+void set_confusion_spill_rows(int64_t rows) {
+  g_spill_rows.store(rows > 0 ? std::min<int64_t>(rows, UINT32_MAX) : int64_t(UINT32_MAX), std::memory_order_relaxed);
+}
 
 PredictFn select_predict(const ConfusionCall& call) {
   if (!predicts_from_scores(call)) return nullptr;
@@ -163,26 +275,12 @@ InvalidSample count_confusion(const ConfusionCall& call, PredictFn predict, int6
   int64_t n_threads = get_num_threads();
   if (bytes < double(n_threads) * kMinBytesPerThread) n_threads = int64_t(bytes / kMinBytesPerThread);
   n_threads = std::max<int64_t>(1, std::min(n_threads, rows));
+
+  // Private tables while zeroing them costs no more than a counter per sample.
+  if (cells + 1 <= kMaxPrivateCounters && cells <= rows)
+    return count_private(call, predict, rows, std::max<int64_t>(1, std::min(n_threads, rows / cells)), matrix);
+
   std::vector<InvalidSample> found(n_threads);
-
-  if (cells <= kMaxPrivateCells && cells <= rows) {
-    const int64_t per_thread = copies_for(cells) * cells;
-    std::vector<int64_t> tables(size_t(n_threads * per_thread), 0);
-    auto run = [&](int i) {
-      const Range range = share_of(rows, n_threads, i);
-      found[i] = tally_private(call, predict, range.begin, range.end, tables.data() + i * per_thread);
-    };
-    if (n_threads == 1) run(0);
-    else parallel_for(int(n_threads), run);
-    const InvalidSample bad = earliest(found);
-    if (bad.row >= 0) return bad;
-    for (int64_t i = 0; i < n_threads * per_thread; i += cells) {
-      const int64_t* table = tables.data() + i;
-      for (int64_t j = 0; j < cells; ++j) matrix[j] += table[j];
-    }
-    return {};
-  }
-
   // Check first (labels only), then tally into the matrix.
   auto check = [&](int i) {
     const Range range = share_of(rows, n_threads, i);

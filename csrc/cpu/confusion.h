@@ -35,4 +35,9 @@ struct InvalidSample {
 // returns the first invalid sample. When there is one, matrix is left unchanged.
 InvalidSample count_confusion(const ConfusionCall& call, PredictFn predict, int64_t* matrix);
 
+// Rows a thread tallies into its uint32 counters before moving them into int64
+// ones (default and maximum 2^32 - 1, so that none overflows; rows <= 0 restores
+// it). Tests set it small to reach the move.
+void set_confusion_spill_rows(int64_t rows);
+
 }  // namespace fm::cpu

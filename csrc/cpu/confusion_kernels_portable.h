@@ -24,7 +24,8 @@ void predict_strided(const fm::ConfusionCall& call, fm::RowIndex first, int widt
   }
 }
 
-// Rows with contiguous classes (ys_c == 1). Two passes over each (cached) row:
+// Rows with contiguous classes (ys_c == 1; float32 rows take the AVX2 kernels
+// where the ISA has them). Two passes over each (cached) row:
 // the maximum with 8 independent lanes (x > m ? x : m is one vector max
 // instruction, exact: NaN never replaces, so NaNs are noted on the side), then
 // the first index holding it (x == m also matches a zero of the other sign,
@@ -67,7 +68,19 @@ void predict_contiguous(const fm::ConfusionCall& call, fm::RowIndex first, int w
     if (any_nan) {
       while (index < C - 1 && !(fm::widen_logit<Code>(row[index]) != fm::widen_logit<Code>(row[index]))) ++index;
     } else {
-      while (index < C - 1 && !(fm::widen_logit<Code>(row[index]) == m)) ++index;
+      // kLanes compares folded into a bit mask (vectorised), then its lowest bit:
+      // a scalar search costs a compare and a branch per class before the maximum.
+      bool found = false;
+      for (; index + kLanes <= C && !found; index += kLanes) {
+        unsigned hits = 0;
+        for (int l = 0; l < kLanes; ++l) hits |= unsigned(fm::widen_logit<Code>(row[index + l]) == m) << l;
+        if (hits) {
+          index += __builtin_ctz(hits);
+          found = true;
+          break;
+        }
+      }
+      while (!found && index < C - 1 && !(fm::widen_logit<Code>(row[index]) == m)) ++index;
     }
     pred[i] = index;
   }

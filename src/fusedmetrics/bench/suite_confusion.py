@@ -5,9 +5,11 @@ From scores (flat (N, C) rows, and one class-strided (N, 19, H, W) image batch):
 - accuracy: ``fusedmetrics.accuracy_counts(y, t)`` on the same input (the target: confusion at >= 80%
   of its speed, as it needs the same one read of the scores);
 - numpy / cupy: ``bincount(C * t + y.argmax(1), minlength=C * C)``.
-From integer predictions (int64 labels, uniform):
+From integer predictions (uniform labels, both arrays of one dtype: int64, int32 and uint8, the
+last for C <= 256 only):
 - ours: ``fusedmetrics.confusion_matrix(p, t, C)``;
-- numpy / cupy: ``bincount(C * t + p, minlength=C * C)``;
+- numpy / cupy: ``bincount(C * t.astype(int64) + p, minlength=C * C)`` (the cast users must write:
+  ``C * t`` would wrap in a narrow dtype);
 - torchmetrics: ``MulticlassConfusionMatrix(C).update(p, t)`` on CPU tensors (when importable).
 Every candidate is checked against the numpy result before anything is timed.
 """
@@ -20,6 +22,7 @@ from .timing import Candidate, measure, rounds, spread
 
 NAME = "confusion"
 CLASSES = (10, 19, 100, 1000)
+LABEL_DTYPES = ("int64", "int32", "uint8")
 
 
 def plan(ctx):
@@ -33,7 +36,8 @@ def plan(ctx):
         image = [2, 19, 64, 128] if ctx.quick else [2, 19, 512, 1024]
         cases.append({"kind": "scores", "shape": image, "dtype": dtype})
     n = 1 << 14 if ctx.quick else 1 << 24
-    cases += [{"kind": "labels", "shape": [n], "C": c, "dtype": "int64"} for c in CLASSES]
+    cases += [{"kind": "labels", "shape": [n], "C": c, "dtype": dtype}
+              for dtype in LABEL_DTYPES for c in CLASSES if c <= np.iinfo(dtype).max + 1]
     return cases
 
 
@@ -59,7 +63,8 @@ def _inputs(ctx, case, maker):
     xp, shape = ctx.xp, case["shape"]
     if case["kind"] == "labels":
         C = case["C"]
-        return C, maker.integers(C, shape, np.int64), maker.integers(C, shape, np.int64)
+        dtype = np.dtype(case["dtype"])
+        return C, maker.integers(C, shape, dtype), maker.integers(C, shape, dtype)
     C = shape[1]
     y = maker.uniform(shape, case["dtype"])
     t = y.argmax(axis=1).astype(ctx.label_dtype)  # every score must be read

@@ -1,0 +1,124 @@
+// AVX2 argmax of float32 rows with contiguous classes (ys_c == 1), for the
+// confusion matrix. Included by confusion_avx2.cpp and confusion_avx512.cpp (both
+// can run it) inside their anonymous namespaces, after confusion_kernels_portable.h
+// and <immintrin.h>.
+//
+// Per row: pass 1 takes the maximum with 4 independent vector accumulators and
+// notes any NaN in a separate unordered mask; pass 2 finds the first class equal
+// to that maximum, 8 classes per compare (movemask + tzcnt), over the row that
+// pass 1 just brought into cache. This is argmax_rule.h's rule: the first maximum
+// wins ties, and -0.0 == +0.0 (both zeros compare equal to the maximum, so the
+// earlier one wins). Rows holding a NaN (the first NaN wins) are rare and take the
+// shared scalar rule.
+
+// Lanes [0, n) set, for masked loads of a row's last n < 8 classes.
+inline __m256i first_lanes(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The last n < 8 classes from `at`, lanes past n filled with -inf (never a
+// maximum ahead of a real class: ties go to the earlier lane, and they are last).
+inline __m256 load_tail(const float* at, __m256i lanes) {
+  return _mm256_blendv_ps(_mm256_set1_ps(-__builtin_huge_valf()), _mm256_maskload_ps(at, lanes),
+                          _mm256_castsi256_ps(lanes));
+}
+
+inline float horizontal_max(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ps(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+inline int64_t argmax_row_f32_avx2(const float* row, int64_t C, __m256i tail_lanes) {
+  const __m256 neg_inf = _mm256_set1_ps(-__builtin_huge_valf());
+  // max(x, m) returns m when x is NaN: m never becomes NaN, NaNs go to `unordered`.
+  __m256 m0 = neg_inf, m1 = neg_inf, m2 = neg_inf, m3 = neg_inf, unordered = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= C; j += 32) {
+    const __m256 x0 = _mm256_loadu_ps(row + j), x1 = _mm256_loadu_ps(row + j + 8);
+    const __m256 x2 = _mm256_loadu_ps(row + j + 16), x3 = _mm256_loadu_ps(row + j + 24);
+    m0 = _mm256_max_ps(x0, m0);
+    m1 = _mm256_max_ps(x1, m1);
+    m2 = _mm256_max_ps(x2, m2);
+    m3 = _mm256_max_ps(x3, m3);
+    unordered = _mm256_or_ps(unordered, _mm256_or_ps(_mm256_cmp_ps(x0, x1, _CMP_UNORD_Q),
+                                                     _mm256_cmp_ps(x2, x3, _CMP_UNORD_Q)));
+  }
+  for (; j + 8 <= C; j += 8) {
+    const __m256 x = _mm256_loadu_ps(row + j);
+    m0 = _mm256_max_ps(x, m0);
+    unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  const int64_t full = j;
+  if (j < C) {
+    const __m256 x = load_tail(row + j, tail_lanes);
+    m0 = _mm256_max_ps(x, m0);
+    unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  if (_mm256_movemask_ps(unordered))
+    return fm::row_argmax<float>([row](int64_t k) { return row[k]; }, C);
+  const __m256 best = _mm256_set1_ps(horizontal_max(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3))));
+  for (j = 0; j < full; j += 8) {
+    const int hits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + j), best, _CMP_EQ_OQ));
+    if (hits) return j + __builtin_ctz(unsigned(hits));
+  }
+  const int hits = _mm256_movemask_ps(_mm256_cmp_ps(load_tail(row + full, tail_lanes), best, _CMP_EQ_OQ));
+  return full + __builtin_ctz(unsigned(hits));  // the maximum is in the tail: hits != 0
+}
+
+// Every lane set to the maximum of v's lanes (no extract and broadcast).
+inline __m256 all_lanes_max(__m256 v) {
+  v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+  v = _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+  return _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
+}
+
+// Rows of 8 * (Vectors - 1) < C <= 8 * Vectors classes: the whole row in registers,
+// no loop inside a row, so out-of-order execution overlaps consecutive rows.
+template <int Vectors>
+void predict_short_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, int width, int64_t* pred) {
+  const float* base = static_cast<const float*>(call.a.y) + fm::y_row_offset(call.a, first);
+  const int64_t step = sample_stride(call.a), C = call.a.C;
+  const __m256i tail_lanes = first_lanes(C - 8 * (Vectors - 1));  // 1..8 lanes
+  for (int i = 0; i < width; ++i) {
+    const float* row = base + i * step;
+    __m256 x[Vectors];
+    for (int k = 0; k + 1 < Vectors; ++k) x[k] = _mm256_loadu_ps(row + 8 * k);
+    x[Vectors - 1] = load_tail(row + 8 * (Vectors - 1), tail_lanes);
+    __m256 m = x[0], unordered = _mm256_cmp_ps(x[0], x[Vectors - 1], _CMP_UNORD_Q);
+    for (int k = 1; k < Vectors; ++k) {
+      m = _mm256_max_ps(x[k], m);
+      if (k + 1 < Vectors) unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x[k], x[k], _CMP_UNORD_Q));
+    }
+    const __m256 best = all_lanes_max(m);
+    uint32_t hits = 0;
+    for (int k = 0; k < Vectors; ++k)
+      hits |= uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[k], best, _CMP_EQ_OQ))) << (8 * k);
+    // `unordered` covers every vector (x[0] and the last in its first compare).
+    // Without a NaN, the maximum is some lane's value, so hits != 0.
+    pred[i] = _mm256_movemask_ps(unordered) ? fm::row_argmax<float>([row](int64_t k) { return row[k]; }, C)
+                                            : __builtin_ctz(hits);
+  }
+}
+
+// PredictFn for float32 scores with ys_c == 1 and C >= 1.
+void predict_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, int width, int64_t* pred) {
+  const float* base = static_cast<const float*>(call.a.y) + fm::y_row_offset(call.a, first);
+  const int64_t step = sample_stride(call.a), C = call.a.C;
+  const __m256i tail_lanes = first_lanes(C % 8);
+  for (int i = 0; i < width; ++i) pred[i] = argmax_row_f32_avx2(base + i * step, C, tail_lanes);
+}
+
+// These kernels where they apply (float32 rows with contiguous classes), else the
+// portable ones.
+inline fm::cpu::PredictFn select_predict_with_avx2_rows(const fm::ConfusionCall& call) {
+  if (call.a.y_code != fm::kF32 || call.a.ys_c != 1 || call.a.C < 1) return select_predict_portable(call);
+  switch ((call.a.C + 7) / 8) {
+    case 1: return predict_short_rows_f32_avx2<1>;
+    case 2: return predict_short_rows_f32_avx2<2>;
+    case 3: return predict_short_rows_f32_avx2<3>;
+    case 4: return predict_short_rows_f32_avx2<4>;
+    default: return predict_rows_f32_avx2;
+  }
+}

@@ -1,0 +1,82 @@
+// The inner loops of the CPU confusion matrix: turn a block of (true, predicted)
+// label pairs into matrix bins, then count the bins into a thread's private
+// uint32 tables. Typed per label dtype so labels are read in place (no int64
+// staging copy) and the bin computation vectorises for contiguous labels.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+namespace fm::cpu {
+
+// One thread's private counts: `copies` tables of `cells + 1` uint32 counters.
+// The extra counter per table is the dump cell where ignored and invalid samples
+// land, so the counting loop never branches. Consecutive samples rotate over the
+// copies: neighbouring pixels often share a bin, and back-to-back increments of
+// one counter would each wait for the previous store.
+struct PrivateTables {
+  uint32_t* counts;
+  int64_t table_size;  // cells + 1
+  int copy_mask;       // copies - 1 (copies is 1 or 4)
+};
+
+// The integer type bins are computed in: 32 bits when both labels fit (the bin
+// t * C + p < C * C + 1 <= 2^32 always fits when private tables are used), so
+// the vector loop packs twice the lanes.
+template <class T, class P>
+using BinWord = std::conditional_t<(sizeof(T) <= 4 && sizeof(P) <= 4), uint32_t, uint64_t>;
+
+// The ignore label as a value of T, or "never equal" when no T holds it (the
+// comparison then stays in T's own width, which keeps the loop vectorisable).
+template <class T>
+struct IgnoreAs {
+  bool active;
+  T value;
+};
+template <class T>
+IgnoreAs<T> ignore_as(bool has_ignore, int64_t ignore) {
+  // Labels are compared as int64 readings (uint64 reinterpreted): T(ignore) read
+  // back must give ignore itself.
+  const T v = static_cast<T>(ignore);
+  return {has_ignore && static_cast<int64_t>(v) == ignore, v};
+}
+
+// Bins of `width` samples (t[i * ts], p[i * ps]) into bins: t * C + p, or dump
+// (== C * C) for ignored or invalid samples. Returns true when any non-ignored
+// sample is outside [0, C) (the caller then finds which one and discards the table).
+// "Outside" is one unsigned compare per label: negative readings wrap to huge.
+template <bool HasIgnore, class T, class P>
+inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width, int64_t C, IgnoreAs<T> ignore,
+                      uint32_t* bins) {
+  using W = BinWord<T, P>;
+  const W c = W(C), dump = W(C) * W(C);
+  W bad = 0;
+  for (int i = 0; i < width; ++i) {
+    const T ti = t[i * ts];
+    const W tw = W(int64_t(ti)), pw = W(int64_t(p[i * ps]));
+    const W in = W(tw < c) & W(pw < c);
+    const W skip = HasIgnore ? W(ti == ignore.value) : W(0);
+    bad |= ~in & ~skip & 1;
+    bins[i] = uint32_t((in & ~skip & 1) ? tw * c + pw : dump);
+  }
+  return bad != 0;
+}
+
+// Counts bins into the rotating copies.
+inline void count_bins(const uint32_t* bins, int width, PrivateTables tables) {
+  uint32_t* counts = tables.counts;
+  const int64_t size = tables.table_size;
+  if (tables.copy_mask == 0) {
+    for (int i = 0; i < width; ++i) ++counts[bins[i]];
+    return;
+  }
+  int i = 0;
+  for (; i + 4 <= width; i += 4) {
+    ++counts[bins[i]];
+    ++counts[size + bins[i + 1]];
+    ++counts[2 * size + bins[i + 2]];
+    ++counts[3 * size + bins[i + 3]];
+  }
+  for (; i < width; ++i) ++counts[(i & 3) * size + bins[i]];
+}
+
+}  // namespace fm::cpu

@@ -15,7 +15,7 @@
 #include "bindings/accuracy_call_checks.h"
 #include "bindings/buffer_checks.h"
 #include "cpu/accuracy.h"
-#include "cpu/cpu_features.h"
+#include "cpu/planner.h"
 #include "semantics/dtypes.h"
 
 namespace py = pybind11;
@@ -42,21 +42,34 @@ void require_counter_out(const py::array& out) {
 
 // One normalised call shape, built once by Python and reused for every batch of
 // that shape (fusedmetrics/accuracy.py caches them): the per-call work is then the
-// buffer checks and the kernels. The kernel is selected here, once, for the active
-// ISA; set_active_isa() moves isa_generation(), and count() then selects again, so a
-// cached plan never runs an ISA build other than the active one.
+// buffer checks and the kernels. Its planner (cpu/planner.h) chooses the kernel and
+// thread cap, by measurement or heuristic, among the active ISA's kernels and those
+// of the builds below it; set_active_isa() or set_num_threads() make it choose again,
+// so a cached plan never runs an ISA build above the active one.
 class AccuracyPlan {
  public:
   AccuracyPlan(int y_code, int64_t N, int64_t C, int64_t M, std::array<int64_t, 3> ys, int t_code,
                std::array<int64_t, 2> ts, bool has_ignore, int64_t ignore, int64_t k)
-      : call_(fm::bindings::make_accuracy_call(y_code, N, C, M, ys, t_code, ts, has_ignore, ignore, k, 63)) {
-    select();
-  }
+      : call_(fm::bindings::make_accuracy_call(y_code, N, C, M, ys, t_code, ts, has_ignore, ignore, k, 63)),
+        planner_(call_) {}
 
   // Adds [correct, total] of (y, t) into out.
   void count(const py::array& y, const py::array& t, const py::array& out) {
-    if (generation_ != fm::cpu::isa_generation()) select();
-    run(y, t, out, kernel_, 0);
+    run(y, t, out, [&](const fm::AccuracyCall& call) { return planner_.count(call); });
+  }
+
+  // What the planner chose, or is timing, for this plan (fusedmetrics.planner_decisions).
+  py::dict planner_state() {
+    const fm::cpu::KernelPlanner::State s = planner_.state();
+    py::dict d;
+    d["phase"] = s.phase;
+    d["source"] = s.source;
+    d["kernel"] = s.kernel;
+    d["max_threads"] = s.max_threads;
+    d["signature"] = s.signature;
+    d["timed_calls"] = s.timed_calls;
+    d["pairs"] = s.pairs;
+    return d;
   }
 
   // The names of every candidate kernel of every ISA build usable here ("<isa>/<kernel>").
@@ -72,14 +85,16 @@ class AccuracyPlan {
                   const py::array& out) {
     if (max_threads < 0) throw std::invalid_argument("max_threads must be >= 0");
     for (const auto& c : fm::cpu::usable_candidates(call_)) {
-      if (name == c.name) return run(y, t, out, c.fn, max_threads);
+      if (name == c.name)
+        return run(y, t, out, [&](const fm::AccuracyCall& call) { return fm::cpu::count_accuracy(call, c.fn, max_threads); });
     }
     throw std::invalid_argument("no candidate kernel named '" + name + "' for this call on this CPU");
   }
 
  private:
-  void run(const py::array& y, const py::array& t, const py::array& out, fm::cpu::CountRowsFn kernel,
-           int max_threads) {
+  // Checks the arrays against the plan, then counts(call) without the GIL.
+  template <class CountFn>
+  void run(const py::array& y, const py::array& t, const py::array& out, const CountFn& counts_of) {
     if (y.itemsize() != fm::logit_itemsize(call_.y_code) || t.itemsize() != fm::label_itemsize(call_.t_code))
       throw std::invalid_argument("the arrays' item sizes do not match the plan");
     require_counter_out(out);
@@ -96,7 +111,7 @@ class AccuracyPlan {
     fm::cpu::Counts counts;
     {
       py::gil_scoped_release release;
-      counts = fm::cpu::count_accuracy(call, kernel, max_threads);
+      counts = counts_of(call);
     }
     char* base = static_cast<char*>(const_cast<void*>(out.data()));
     *reinterpret_cast<int64_t*>(base) += counts.correct;
@@ -130,12 +145,11 @@ class AccuracyPlan {
     if (out_ptr == 0 || out_ptr % alignof(int64_t) != 0) throw std::invalid_argument("out must be aligned to 8 bytes");
     require_inside_storage(ye, y_ptr, y_storage, "y");
     require_inside_storage(te, t_ptr, t_storage, "t");
-    if (generation_ != fm::cpu::isa_generation()) select();
 
     fm::AccuracyCall call = call_;
     call.y = reinterpret_cast<const void*>(y_ptr);
     call.t = reinterpret_cast<const void*>(t_ptr);
-    const fm::cpu::Counts counts = fm::cpu::count_accuracy(call, kernel_);
+    const fm::cpu::Counts counts = planner_.count(call);
     int64_t* out = reinterpret_cast<int64_t*>(out_ptr);
     out[0] += counts.correct;
     out[1] += counts.total;
@@ -165,15 +179,8 @@ class AccuracyPlan {
       throw std::out_of_range(std::string("the view of ") + name + " reaches outside its tensor's storage");
   }
 
-  // Under the GIL: the generation first, so a change during selection selects again.
-  void select() {
-    generation_ = fm::cpu::isa_generation();
-    kernel_ = fm::cpu::select_kernel(call_);
-  }
-
-  fm::AccuracyCall call_;
-  fm::cpu::CountRowsFn kernel_ = nullptr;
-  uint64_t generation_ = 0;
+  const fm::AccuracyCall call_;
+  fm::cpu::KernelPlanner planner_;
 };
 
 }  // namespace
@@ -187,6 +194,7 @@ void bind_accuracy(py::module_& m) {
            py::arg("t_strides"), py::arg("has_ignore"), py::arg("ignore"), py::arg("k"))
       .def("count", &AccuracyPlan::count, py::arg("y"), py::arg("t"), py::arg("out"))
       .def("candidates", &AccuracyPlan::candidates)
+      .def("planner_state", &AccuracyPlan::planner_state)
       .def("count_with", &AccuracyPlan::count_with, py::arg("name"), py::arg("max_threads"), py::arg("y"),
            py::arg("t"), py::arg("out"))
       .def("count_torch", &AccuracyPlan::count_torch, py::arg("y_storage"), py::arg("y_ptr"), py::arg("t_storage"),

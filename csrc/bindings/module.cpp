@@ -9,6 +9,7 @@ void bind_accuracy(py::module_& m);
 void bind_confusion(py::module_& m);
 void bind_accuracy_multi_k(py::module_& m);
 void bind_summary(py::module_& m);
+void bind_planner(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedmetrics CPU kernels";
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   bind_confusion(m);
   bind_accuracy_multi_k(m);
   bind_summary(m);
+  bind_planner(m);
 }

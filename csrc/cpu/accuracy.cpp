@@ -35,14 +35,23 @@ Candidates usable_candidates(const AccuracyCall& call) {
 
 CountRowsFn select_kernel(const AccuracyCall& call) { return kernel_candidates(active_isa(), call).front().fn; }
 
-Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel, int max_threads) {
+double call_bytes(const AccuracyCall& call) {
+  return double(call.N) * double(call.M) * (double(call.C) * logit_itemsize(call.y_code) + label_itemsize(call.t_code));
+}
+
+int64_t threads_for(const AccuracyCall& call, int max_threads) {
   const int64_t rows = call.N * call.M;
-  // In double: broadcast (zero-stride) inputs can have more "bytes" than int64 holds.
-  const double bytes = double(rows) * (double(call.C) * logit_itemsize(call.y_code) + label_itemsize(call.t_code));
+  const double bytes = call_bytes(call);
   int64_t n_threads = get_num_threads();
   if (max_threads > 0 && max_threads < n_threads) n_threads = max_threads;
   if (bytes < double(n_threads) * kMinBytesPerThread) n_threads = int64_t(bytes / kMinBytesPerThread);
   if (n_threads > rows) n_threads = rows;
+  return n_threads < 1 ? 1 : n_threads;
+}
+
+Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel, int max_threads) {
+  const int64_t rows = call.N * call.M;
+  const int64_t n_threads = threads_for(call, max_threads);
   if (n_threads <= 1) return kernel(call, 0, rows);
 
   std::vector<Counts> partial(n_threads);

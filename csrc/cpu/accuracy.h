@@ -43,6 +43,13 @@ Candidates usable_candidates(const AccuracyCall&);
 // The heuristic choice of the active ISA build (cpu_features.h) for this call.
 CountRowsFn select_kernel(const AccuracyCall&);
 
+// The bytes a call reads (in double: broadcast, zero-stride inputs can claim more than int64 holds).
+double call_bytes(const AccuracyCall& call);
+
+// The threads count_accuracy(call, kernel, max_threads) uses: the thread setting, capped
+// by max_threads when it is > 0, fewer for small calls (a planner dedupes caps with it).
+int64_t threads_for(const AccuracyCall& call, int max_threads);
+
 // The whole call with a selected kernel: splits the rows over the threads (at most
 // max_threads of them when it is > 0; fewer for small calls).
 Counts count_accuracy(const AccuracyCall& call, CountRowsFn kernel, int max_threads = 0);

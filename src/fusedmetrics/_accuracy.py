@@ -156,6 +156,11 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     their device; CUDA ones run on ``torch.cuda.current_stream()`` and need no
     CuPy. Other ``__dlpack__`` producers (JAX, ...) give numpy on the host and
     CuPy on a GPU.
+
+    On the CPU the kernel and thread count of each call shape are chosen by
+    ``fusedmetrics.planner``: by default timed on the first calls of a shape that
+    reads at least 1 MiB (the counts never depend on the choice);
+    ``set_planner("heuristic")`` fixes the choice.
     """
     if type(k) is not int or not 1 <= k <= _MAX_K:
         if isinstance(k, (tuple, list)):

@@ -18,13 +18,14 @@ def cuda_available():
 
 
 def build_info():
-    """Compiler, CPU instruction sets, threads, and the CUDA build (if any) as a dict.
+    """Compiler, CPU instruction sets, threads, the planner mode, and the CUDA build (if any) as a dict.
 
     Never waits for a running CPU kernel call (safe from any thread)."""
     info = dict(_core.build_info())
     info["cpu_isas_usable"] = list(_core.usable_isas())
     info["cpu_isa_active"] = _core.active_isa()
     info["num_threads"] = _core.get_num_threads()
+    info["planner"] = _core.planner_mode()
     info["cuda_built"] = _cuda is not None
     if _cuda is not None:
         info["cuda"] = dict(_cuda.build_info())

@@ -1,7 +1,8 @@
 """Threaded stress of the C++ core, meant to run under the sanitizers (scripts/sanitize.sh).
 
 Several Python threads at once: accuracy_counts on different shapes, dtypes, layouts and
-k while another thread keeps changing the kernels' thread count; DictSummary.add into
+k (calls over 1 MiB among them, which the planner times) while other threads keep
+changing the kernels' thread count and the planner's mode and wisdom; DictSummary.add into
 private summaries and into one shared summary, with merge, state_dict and
 make_statistics on it in between. Some values are Fractions, whose conversion runs
 Python code, so the interpreter can switch threads in the middle of an add().
@@ -49,6 +50,12 @@ def accuracy_cases(rng):
                 ignore = -1 if tt.dtype.kind == "i" else None
                 k = int(rng.integers(1, 4))
                 cases.append((yy, tt, ignore, k, top_k_counts(yy, tt, ignore, k)))
+    # Calls over 1 MiB: the planner times their candidate kernels while the others run.
+    for shape, dtype in [((30000, 10), np.float32), ((2, 5, 200, 300), np.float16)]:
+        y = rng.standard_normal(shape).astype(dtype)
+        y.flat[rng.integers(0, y.size, 50)] = np.nan
+        t = rng.integers(-1, shape[1] + 1, (shape[0],) + shape[2:]).astype(np.int32)
+        cases.append((y, t, -1, 1, top_k_counts(y, t, -1, 1)))
     return cases
 
 
@@ -68,6 +75,23 @@ def thread_count_worker(deadline, seed):
         fm.set_num_threads(rng.choice([0, 1, 2, 3, 4]))
         time.sleep(0.001)
     fm.set_num_threads(0)
+
+
+def planner_worker(deadline, seed):
+    """Flips the planner's mode and forgets or reloads its decisions while plans time kernels."""
+    rng = random.Random(seed)
+    while time.monotonic() < deadline:
+        r = rng.random()
+        if r < 0.3:
+            fm.set_planner(rng.choice(["measure", "heuristic"]))
+        elif r < 0.6:
+            fm.load_planner_wisdom(fm.planner_wisdom())
+        elif r < 0.8:
+            fm.clear_planner_wisdom()
+        else:
+            fm.planner_decisions()
+        time.sleep(0.002)
+    fm.set_planner("measure")
 
 
 def summary_worker(shared, merged, lock, deadline, seed, added):
@@ -141,6 +165,7 @@ def main():
     errors, added = [], [[] for _ in range(3)]
     jobs = [(accuracy_worker, (cases, deadline, args.seed + i, errors)) for i in range(3)]
     jobs.append((thread_count_worker, (deadline, args.seed)))
+    jobs.append((planner_worker, (deadline, args.seed)))
     jobs += [(summary_worker, (shared, merged, lock, deadline, args.seed + i, added[i])) for i in range(3)]
 
     def run(fn, fn_args):

@@ -220,6 +220,7 @@ fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, i
 
 #include "cpu/avx2_gathered_rows.h"
 #include "cpu/avx2_long_rows.h"
+#include "cpu/avx2_packed_rows.h"
 
 }  // namespace
 
@@ -240,6 +241,7 @@ void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& fou
                           (Code == fm::kF32 || call.ys_n > 0);
   if (two_class_packed && call.t_code == fm::kI32) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>});
   if (two_class_packed && call.t_code == fm::kI64) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>});
+  if (call.ys_n == C && C >= 2 && C <= 4) found.push_back({"avx2/packed_rows", packed_rows_kernel<Code>(C)});
   if (C <= 64) found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<Code>(C)});
   if (C < (int64_t(1) << 31)) found.push_back({"avx2/long_rows", count_long_rows_any_label<Code>});
   // 3-4x slower than flat_by_eights on the Zen 3 VM it was measured on (gathers are

@@ -1,8 +1,11 @@
 // Accuracy kernels for AVX2 CPUs (this file alone is compiled with AVX2, FMA, F16C,
 // BMI2). Flat rows of at most 64 float32/float16/bfloat16 classes (16 float64) get
-// hand-written kernels that compare a whole row into class bit masks; two float32
-// classes go 8 rows per step; everything else is the portable code, vectorised by
-// the compiler for AVX2.
+// hand-written kernels that compare a whole row into class bit masks; two classes
+// go 8 rows per step, 2-4 packed classes 8/C rows per load (avx2_packed_rows.h); rows
+// of any length are read 8 scores at a time (avx2_long_rows.h); a gather kernel
+// (avx2_gathered_rows.h) is a candidate for CPUs with fast gathers; everything else is
+// the portable code, vectorised by the compiler for AVX2. kernel_candidates_avx2
+// lists them fastest first as measured on AMD Zen 3.
 #include <immintrin.h>
 
 #include <cstring>
@@ -193,14 +196,16 @@ struct Labels64x8 {
   }
 };
 
-template <class L>
+// float16 and bfloat16 rows take the same path, widened to float32 8 scores at a time.
+template <int Code, class L>
 fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
-  const float* y = reinterpret_cast<const float*>(call.y) + 2 * r0;
+  using Storage = typename fm::LogitTraits<Code>::Storage;
+  const Storage* y = static_cast<const Storage*>(call.y) + 2 * r0;
   const auto* labels = reinterpret_cast<const typename L::Type*>(call.t) + r0;
   const int64_t steps = (r1 - r0) / 8;
   int64_t correct = 0, total = 0;
   for (int64_t s = 0; s < steps; ++s, y += 16, labels += 8) {
-    const __m256 low = _mm256_loadu_ps(y), high = _mm256_loadu_ps(y + 8);  // rows 0-3, rows 4-7
+    const __m256 low = Widen8<Code>::load(y), high = Widen8<Code>::load(y + 8);  // rows 0-3, rows 4-7
     // shuffle_ps gives rows (0 1 4 5 | 2 3 6 7); permute4x64 restores the row order.
     const auto in_row_order = [](__m256 v) { return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8)); };
     const __m256i key0 = float32_order_keys(in_row_order(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0))));
@@ -212,31 +217,53 @@ fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, i
     total += 8 - _mm_popcnt_u32(ignored);
     correct += _mm_popcnt_u32(call.k > 1 ? valid : valid & ~beaten);
   }
-  const fm::cpu::Counts tail = count_flat_rows_two_halves<F32Half, typename L::Type>(call, r0 + 8 * steps, r1);
+  const fm::cpu::Counts tail = count_flat_rows_by_eights<Code, 1, typename L::Type>(call, r0 + 8 * steps, r1);
   return {correct + tail.correct, total + tail.total};
+}
+
+#include "cpu/avx2_gathered_rows.h"
+#include "cpu/avx2_long_rows.h"
+#include "cpu/avx2_packed_rows.h"
+
+}  // namespace
+
+namespace {
+
+// The hand-written candidates for a float32/float16/bfloat16 call, fastest on this
+// kind of CPU first (measured on AMD Zen 3; a planner re-orders them by timing).
+template <int Code>
+void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& found) {
+  // Flat rows with contiguous classes; the kernels read row[0] for rows they then
+  // mask out, which is only safe when C >= 1.
+  if (!(call.M == 1 && call.ys_c == 1 && call.C >= 1)) return;
+  const int64_t C = call.C;
+  const int64_t abs_row_stride = call.ys_n < 0 ? -call.ys_n : call.ys_n;
+  const bool two_class_packed = C == 2 && call.ys_n == 2 && call.ts_n == 1;
+  // 32-bit gather offsets; 16-bit scores are gathered 4 bytes at a time and need the next row.
+  const bool gatherable = C >= 2 && C <= 32 && abs_row_stride < (int64_t(1) << 27) &&
+                          (Code == fm::kF32 || call.ys_n > 0);
+  if (two_class_packed && call.t_code == fm::kI32) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>});
+  if (two_class_packed && call.t_code == fm::kI64) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>});
+  if (call.ys_n == C && C >= 2 && C <= 4) found.push_back({"avx2/packed_rows", packed_rows_kernel<Code>(C)});
+  if (C <= 64) found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<Code>(C)});
+  if (C < (int64_t(1) << 31)) found.push_back({"avx2/long_rows", count_long_rows_any_label<Code>});
+  // 3-4x slower than flat_by_eights on the Zen 3 VM it was measured on (gathers are
+  // slow there): a candidate for CPUs with fast gathers, never the heuristic's pick.
+  if (gatherable) found.push_back({"avx2/gathered_rows", count_gathered_rows_any_label<Code>});
 }
 
 }  // namespace
 
 fm::cpu::Candidates fm::cpu::kernel_candidates_avx2(const AccuracyCall& call) {
   Candidates found;
-  // These kernels read row[0] for rows they then mask out: only safe when C >= 1.
-  if (call.M == 1 && call.ys_c == 1 && call.C == 2 && call.ys_n == 2 && call.ts_n == 1 && call.y_code == fm::kF32) {
-    if (call.t_code == fm::kI32) found.push_back({"avx2/two_class_rows", count_two_class_rows<Labels32x8>});
-    if (call.t_code == fm::kI64) found.push_back({"avx2/two_class_rows", count_two_class_rows<Labels64x8>});
+  switch (call.y_code) {
+    case fm::kF32: add_float_candidates<fm::kF32>(call, found); break;
+    case fm::kF16: add_float_candidates<fm::kF16>(call, found); break;
+    case fm::kBF16: add_float_candidates<fm::kBF16>(call, found); break;
+    default: break;
   }
-  if (call.M == 1 && call.ys_c == 1 && call.C >= 1) {
-    if (call.C <= 64) {
-      switch (call.y_code) {
-        case fm::kF32: found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<fm::kF32>(call.C)}); break;
-        case fm::kF16: found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<fm::kF16>(call.C)}); break;
-        case fm::kBF16: found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<fm::kBF16>(call.C)}); break;
-        default: break;
-      }
-    }
-    if (call.y_code == fm::kF64 && call.C <= 2 * F64Half::kLanes)
-      found.push_back({"avx2/flat_two_halves", count_flat_rows_any_label<F64Half>});
-  }
+  if (call.y_code == fm::kF64 && call.M == 1 && call.ys_c == 1 && call.C >= 1 && call.C <= 2 * F64Half::kLanes)
+    found.push_back({"avx2/flat_two_halves", count_flat_rows_any_label<F64Half>});
   found.push_back({"avx2/portable", select_portable(call)});
   return found;
 }

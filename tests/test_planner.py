@@ -114,9 +114,10 @@ def test_picks_the_fastest_pair_whatever_their_order(planner, flat, seed):
     assert len(pairs) >= 2
     rng = np.random.default_rng(seed)
     for winner in range(len(pairs)):
-        # All within 2x of each other (none dropped), in a shuffled order; the winner 1 ms ahead.
+        # All within 2x of each other (none dropped), in a shuffled order; the winner 20% ahead
+        # of the next (beyond the margin a challenger needs to displace the heuristic's pair).
         times = dict(zip(pairs, 0.010 + 0.001 * rng.permutation(len(pairs))))
-        times[pairs[winner]] = 0.009
+        times[pairs[winner]] = 0.008
         _core._planner_set_fake_timings(times)
         fusedmetrics.clear_planner_wisdom()
         plan = flat.plan()
@@ -162,6 +163,18 @@ def test_identical_timings_keep_the_heuristic_pair(planner, flat):
         plan = flat.plan()
         plan_until_decided(flat, plan)
         assert chosen(plan) == pairs[0]
+
+
+@pytest.mark.parametrize("challenger, switches", [(0.0095, False), (0.0091, False), (0.0089, True), (0.005, True)])
+def test_leaving_the_heuristic_pair_takes_a_ten_percent_win(planner, flat, challenger, switches):
+    pairs = pairs_of(flat)
+    times = {p: 0.012 for p in pairs}
+    times[pairs[0]] = 0.010
+    times[pairs[-1]] = challenger
+    _core._planner_set_fake_timings(times)
+    plan = flat.plan()
+    plan_until_decided(flat, plan)
+    assert chosen(plan) == (pairs[-1] if switches else pairs[0]), plan.planner_state()
 
 
 def test_tied_fastest_pairs_choose_the_earlier(planner, flat):

@@ -24,6 +24,11 @@ constexpr double kBudgetAllowanceSeconds = 0.05;
 constexpr double kMaxOverheadSeconds = 2.0;
 // A pair whose best time is more than this times the best pair's is not timed again.
 constexpr double kDropRatio = 2.0;
+// Leaving the heuristic's pair takes a clear win: a challenger's median must be below
+// this fraction of the heuristic's. Three timings per pair on a busy machine (other
+// processes, a shared VM) can rank two equal pairs either way, and a wrong switch
+// (seen: one thread chosen over two under contention) costs more than a missed 10%.
+constexpr double kSwitchMargin = 0.9;
 // A plan that has made this many timed calls per pair and round decides anyway.
 constexpr int kMaxCallsPerPairRound = 4;
 
@@ -256,14 +261,15 @@ void KernelPlanner::record(const Ticket& ticket, double seconds) {
   chosen_ = best_pair();
 }
 
-// The lowest median among the pairs still in the race; ties go to the earlier pair
-// (the heuristic's first), so equal timings choose the same pair every time.
+// The lowest median among the pairs still in the race, the heuristic's pair (the
+// first) judged at kSwitchMargin of its median; ties go to the earlier pair, so equal
+// timings choose the same pair every time.
 int KernelPlanner::best_pair() const {
   int best = -1;
   double best_median = INFINITY;
   for (size_t i = 0; i < pairs_.size(); ++i) {
     if (pairs_[i].dropped || pairs_[i].times.empty()) continue;
-    const double m = median(pairs_[i].times);
+    const double m = median(pairs_[i].times) * (i == 0 ? kSwitchMargin : 1.0);
     if (m < best_median) best = int(i), best_median = m;
   }
   return best < 0 ? 0 : best;

@@ -17,6 +17,10 @@ ceiling is measured in the same pattern and interleaved: one-thread numpy.sum ("
 numpy.sum split over the kernel's threads ("ceiling_mt"); ``pct_of_read_ceiling`` divides ours by
 the better of the two medians.
 
+With the measuring planner on (the default; ``FUSEDMETRICS_PLANNER=heuristic`` turns it off), ours is
+first called untimed until the planner has chosen its kernel for the shape (at most 60 calls), as a
+training loop does in its first batches; the choice is recorded per result ("planner").
+
 With ``--torch`` (automatic outside ``--quick`` when torch is importable; CPU only) two more
 candidates read the same buffers as torch CPU tensors (``torch.from_numpy``, no copy):
 - ours_torch: ``fusedmetrics.accuracy_counts`` on the tensors (``torch_input_ratio`` = its time / ours
@@ -135,6 +139,7 @@ def run_case(ctx, case):
         parallel = ParallelSum(ceiling_keep, reader_threads())
         candidates.append(Candidate("ceiling_mt", parallel))
 
+    decision = _settle_planner(ctx, ours, pick, pool_n)
     per_mode = {}
     try:
         for mode in ctx.modes:
@@ -145,9 +150,35 @@ def run_case(ctx, case):
         if parallel is not None:
             parallel.close()
     del pool, guard_sets, ceiling_keep, parallel
-    return [_result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes,
-                    chainer_ok if F is not None else None)
-            for mode, timings in per_mode.items()]
+    results = [_result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes,
+                       chainer_ok if F is not None else None)
+               for mode, timings in per_mode.items()]
+    for r in results:
+        r["planner"] = decision
+    return results
+
+
+PLANNER_MAX_CALLS = 60
+
+
+def _settle_planner(ctx, ours, pick, pool_n):
+    """Calls ours (untimed) until the measuring planner has decided for this shape, so the timed
+    rounds measure its choice, as a training loop does after its first few batches; returns the
+    decision (None: heuristic mode, a device run, a call too small to plan, or a replaced ours)."""
+    if ctx.device != "cpu":
+        return None
+    import fusedmetrics
+    if not hasattr(fusedmetrics, "planner_decisions") or fusedmetrics.get_planner() != "measure":
+        return None
+    before = fusedmetrics.planner_decisions()
+    for i in range(PLANNER_MAX_CALLS):
+        ours(*pick(i))
+        new = {sig: d for sig, d in fusedmetrics.planner_decisions().items() if before.get(sig) != d}
+        if new:
+            sig, d = next(iter(new.items()))
+            return {"signature": sig, "kernel": d["kernel"], "max_threads": d["max_threads"],
+                    "planning_calls": d["planning_calls"], "overhead_s": d["overhead_s"]}
+    return None
 
 
 def _torch_candidates(ctx, ours, pool, guard_sets, where):
@@ -258,6 +289,9 @@ def table(results):
     torch = any("ours_torch" in r["time_s"] for r in results)
     if torch:
         headers += ["torch/numpy input", "torchmetrics ms", "x torchmetrics"]
+    planned = any(r.get("planner") for r in results)
+    if planned:
+        headers.append("kernel (planner)")
     rows = []
     for r in results:
         base = "cupy" if "cupy" in r["time_s"] else "numpy"
@@ -277,6 +311,9 @@ def table(results):
             rows[-1] += [f"{r['torch_input_ratio']:.2f}" if "torch_input_ratio" in r else "-",
                          _ms(r["time_s"]["torchmetrics"]) if "torchmetrics" in r["time_s"] else "-",
                          f"{st['torchmetrics']:.1f}x" if "torchmetrics" in st else "-"]
+        if planned:
+            d = r.get("planner")
+            rows[-1].append(f"{d['kernel']}@{d['max_threads'] or 'all'}" if d else "-")
     return headers, rows
 
 

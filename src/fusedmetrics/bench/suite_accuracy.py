@@ -18,7 +18,7 @@ numpy.sum split over the kernel's threads ("ceiling_mt"); ``pct_of_read_ceiling`
 the better of the two medians.
 
 With the measuring planner on (the default; ``FUSEDMETRICS_PLANNER=heuristic`` turns it off), ours is
-first called untimed until the planner has chosen its kernel for the shape (at most 60 calls), as a
+first called untimed until the planner has chosen its kernel for the shape (at most 400 calls), as a
 training loop does in its first batches; the choice is recorded per result ("planner").
 
 With ``--torch`` (automatic outside ``--quick`` when torch is importable; CPU only) two more
@@ -158,7 +158,7 @@ def run_case(ctx, case):
     return results
 
 
-PLANNER_MAX_CALLS = 60
+PLANNER_MAX_CALLS = 400  # a plan with many pairs paces its exploration over ~150 calls
 
 
 def _settle_planner(ctx, ours, pick, pool_n):

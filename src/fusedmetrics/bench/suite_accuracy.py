@@ -32,6 +32,7 @@ Both are checked against the argmax baseline before anything is timed.
 import numpy as np
 
 from . import data, hooks
+from .planner_settle import settle_planner
 from .errors import GuardError, SkipSuite
 from .optional import try_import
 from .timing import Candidate, ParallelSum, measure, reader_threads, rounds, spread
@@ -139,7 +140,7 @@ def run_case(ctx, case):
         parallel = ParallelSum(ceiling_keep, reader_threads())
         candidates.append(Candidate("ceiling_mt", parallel))
 
-    decision = _settle_planner(ctx, ours, pick, pool_n)
+    decision = settle_planner(ctx, lambda i: ours(*pick(i)))
     per_mode = {}
     try:
         for mode in ctx.modes:
@@ -156,29 +157,6 @@ def run_case(ctx, case):
     for r in results:
         r["planner"] = decision
     return results
-
-
-PLANNER_MAX_CALLS = 400  # a plan with many pairs paces its exploration over ~150 calls
-
-
-def _settle_planner(ctx, ours, pick, pool_n):
-    """Calls ours (untimed) until the measuring planner has decided for this shape, so the timed
-    rounds measure its choice, as a training loop does after its first few batches; returns the
-    decision (None: heuristic mode, a device run, a call too small to plan, or a replaced ours)."""
-    if ctx.device != "cpu":
-        return None
-    import fusedmetrics
-    if not hasattr(fusedmetrics, "planner_decisions") or fusedmetrics.get_planner() != "measure":
-        return None
-    before = fusedmetrics.planner_decisions()
-    for i in range(PLANNER_MAX_CALLS):
-        ours(*pick(i))
-        new = {sig: d for sig, d in fusedmetrics.planner_decisions().items() if before.get(sig) != d}
-        if new:
-            sig, d = next(iter(new.items()))
-            return {"signature": sig, "kernel": d["kernel"], "max_threads": d["max_threads"],
-                    "planning_calls": d["planning_calls"], "overhead_s": d["overhead_s"]}
-    return None
 
 
 def _torch_candidates(ctx, ours, pool, guard_sets, where):

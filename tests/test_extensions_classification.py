@@ -32,6 +32,19 @@ class MLP(chainer.Chain):
         return self.l2(F.relu(self.l1(x)))
 
 
+class KeepsY(chainer.Chain):
+    """Keeps the scores as target.y and computes no loss: Chainer's own loss would fail on an
+    out-of-range label (IndexError) before the evaluator sees it."""
+
+    def __init__(self):
+        super().__init__()
+        with self.init_scope():
+            self.predictor = MLP()
+
+    def forward(self, x, t):
+        self.y = self.predictor(x)
+
+
 def data(seed=3, n_test=N_TEST):
     (xa, ta), (xb, tb) = train_test(96, n_test, seed=seed)
     return (chainer.datasets.TupleDataset(xa, ta), (xb, tb))
@@ -123,15 +136,6 @@ def test_a_label_outside_the_classes_raises():
     _, (x, t) = data()
     t = t.copy()
     t[4] = C
-    class KeepsY(chainer.Chain):  # no loss: Chainer's own loss would fail first (IndexError)
-        def __init__(self):
-            super().__init__()
-            with self.init_scope():
-                self.predictor = MLP()
-
-        def forward(self, x, t):
-            self.y = self.predictor(x)
-
     ev = extensions.ClassificationEvaluator(it(x, t), KeepsY(), C)
     with pytest.raises(ValueError, match='outside'):
         evaluate(ev)
@@ -276,15 +280,6 @@ def test_multi_node_out_of_range_label_on_one_rank_raises_on_every_rank(monkeypa
     _, (x, t) = data(seed=9)
     t = t.copy()
     t[20] = C
-
-    class KeepsY(chainer.Chain):  # no loss: Chainer's would fail on the label first
-        def __init__(self):
-            super().__init__()
-            with self.init_scope():
-                self.predictor = MLP()
-
-        def forward(self, x, t):
-            self.y = self.predictor(x)
 
     def rank_fn(comm):
         lo, hi = 15 * comm.rank, 15 * comm.rank + 15

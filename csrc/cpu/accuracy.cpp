@@ -33,7 +33,6 @@ Candidates usable_candidates(const AccuracyCall& call) {
   return all;
 }
 
-CountRowsFn select_kernel(const AccuracyCall& call) { return kernel_candidates(active_isa(), call).front().fn; }
 
 double call_bytes(const AccuracyCall& call) {
   return double(call.N) * double(call.M) * (double(call.C) * logit_itemsize(call.y_code) + label_itemsize(call.t_code));

@@ -40,9 +40,6 @@ Candidates kernel_candidates(const std::string& isa, const AccuracyCall&);
 // The candidates of every ISA build this CPU can run, best build last (as usable_isas()).
 Candidates usable_candidates(const AccuracyCall&);
 
-// The heuristic choice of the active ISA build (cpu_features.h) for this call.
-CountRowsFn select_kernel(const AccuracyCall&);
-
 // The bytes a call reads (in double: broadcast, zero-stride inputs can claim more than int64 holds).
 double call_bytes(const AccuracyCall& call);
 

@@ -259,3 +259,25 @@ def test_bfloat16_scores_through_ml_dtypes(tmp_path):
     assert all(r["time_s"]["ours"] > 0 and r["time_s"]["numpy"] > 0 for r in results)
     if HAVE_TORCH:
         assert all("ours_torch" in r["time_s"] for r in results)
+
+
+def test_accuracy_waits_for_the_planner_and_records_its_choice(tmp_path):
+    import fusedmetrics
+    mode = fusedmetrics.get_planner()
+    try:
+        fusedmetrics.set_planner("measure")
+        fusedmetrics.clear_planner_wisdom()
+        # 2.8 MB per call: above the planner's 1 MiB threshold, so the plan measures its candidates.
+        rc, doc = _run(tmp_path, ["--suite", "accuracy", "--shapes", "65536x10", "--torch", "off"])
+        results = doc["suites"]["accuracy"]["results"]
+        assert rc == 0 and results
+        decision = results[0]["planner"]
+        assert decision is not None and decision["planning_calls"] > 0
+        assert decision["kernel"] in {d["kernel"] for d in fusedmetrics.planner_decisions().values()}
+
+        fusedmetrics.set_planner("heuristic")
+        rc, doc = _run(tmp_path, ["--suite", "accuracy", "--shapes", "65536x10", "--torch", "off"], name="h.json")
+        assert rc == 0 and all(r["planner"] is None for r in doc["suites"]["accuracy"]["results"])
+    finally:
+        fusedmetrics.clear_planner_wisdom()
+        fusedmetrics.set_planner(mode)

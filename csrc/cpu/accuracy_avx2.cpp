@@ -9,6 +9,7 @@
 // lists them fastest first as measured on AMD Zen 3.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -251,6 +252,7 @@ void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& fou
   if (call.ys_n == C && C >= 2 && C <= 4) found.push_back({"avx2/packed_rows", packed_rows_kernel<Code>(C)});
   if (C <= 64) found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<Code>(C)});
   if (C < (int64_t(1) << 31)) found.push_back({"avx2/long_rows", count_long_rows_any_label<Code>});
+  if (call.k == 1 && C >= 8) found.push_back({"avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>});
   // 3-4x slower than flat_by_eights on the Zen 3 VM it was measured on (gathers are
   // slow there): a candidate for CPUs with fast gathers, never the heuristic's pick.
   if (gatherable) found.push_back({"avx2/gathered_rows", count_gathered_rows_any_label<Code>});

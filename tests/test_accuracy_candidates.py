@@ -107,6 +107,28 @@ def test_two_class_packed_rows_every_label_dtype(dtype, label_dtype):
                 check_every_candidate(y, t, ignore, k)
 
 
+BLOCKED_CLASS_COUNTS = [3, 5, 6, 7, 10]
+
+
+@pytest.mark.parametrize("c", BLOCKED_CLASS_COUNTS)
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+def test_blocked_rows_every_label_dtype(dtype, c):
+    """Packed rows of a few classes that do not divide 8 (blocks of 4 or 8 rows):
+    row counts around the block size, every label dtype (contiguous int32 and int64
+    labels take a vector path), ignore labels in and outside each dtype's range.
+    float64 has no blocked kernel (4 lanes per register)."""
+    rng = np.random.default_rng(100 + c)
+    for case, n in enumerate([0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 25, 33, 1001]):
+        y = adversarial_scores(rng, n, c, dtype, nan_rate=(0.0, 0.05, 0.3)[case % 3])
+        for label_dtype in LABELS:
+            t = adversarial_labels(rng, y, label_dtype)
+            for ignore in (None, 0, c - 1, -1, int(np.iinfo(label_dtype).max)):
+                for k in (1, 2, c):
+                    names = check_every_candidate(y, t, ignore, k)
+                    if n and dtype != np.float64 and "avx2" in _core.usable_isas():
+                        assert "avx2/blocked_rows" in names, names
+
+
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
 def test_long_rows_with_the_target_in_every_chunk_position(dtype):
     """Long rows whose target sits at each lane of the 8-score chunks and at the last,

@@ -1,14 +1,18 @@
 // Accuracy kernels for AVX2 CPUs (this file alone is compiled with AVX2, FMA, F16C,
 // BMI2). Flat rows of at most 64 float32/float16/bfloat16 classes (16 float64) get
 // hand-written kernels that compare a whole row into class bit masks; two classes
-// go 8 rows per step, 2-4 packed classes 8/C rows per load (avx2_packed_rows.h); rows
+// go 8 rows per step, 2-4 packed classes 8/C rows per load (avx2_packed_rows.h), 3, 5,
+// 6, 7 and 10 packed classes 4 or 8 rows per block of registers (avx2_blocked_rows.h); rows
 // of any length are read 8 scores at a time (avx2_long_rows.h); a gather kernel
-// (avx2_gathered_rows.h) is a candidate for CPUs with fast gathers; everything else is
+// (avx2_gathered_rows.h) is a candidate for CPUs with fast gathers; top-1 over long
+// rows can read each row's maximum before its target score; everything else is
 // the portable code, vectorised by the compiler for AVX2. kernel_candidates_avx2
 // lists them fastest first as measured on AMD Zen 3.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/accuracy.h"
 #include "semantics/accuracy_rule.h"
@@ -221,6 +225,7 @@ fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, i
   return {correct + tail.correct, total + tail.total};
 }
 
+#include "cpu/avx2_blocked_rows.h"
 #include "cpu/avx2_gathered_rows.h"
 #include "cpu/avx2_long_rows.h"
 #include "cpu/avx2_packed_rows.h"
@@ -244,9 +249,15 @@ void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& fou
                           (Code == fm::kF32 || call.ys_n > 0);
   if (two_class_packed && call.t_code == fm::kI32) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>});
   if (two_class_packed && call.t_code == fm::kI64) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>});
+  if (call.ys_n == C && blocked_rows_kernel<Code>(C)) found.push_back({"avx2/blocked_rows", blocked_rows_kernel<Code>(C)});
   if (call.ys_n == C && C >= 2 && C <= 4) found.push_back({"avx2/packed_rows", packed_rows_kernel<Code>(C)});
   if (C <= 64) found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<Code>(C)});
+  // Top-1 over long rows: the row's maximum first measured 1.0-1.4x long_rows from
+  // C = 200 up (float32, float16); at C = 100 it was slower on one thread.
+  const bool max_first = call.k == 1 && C >= 8, max_first_leads = max_first && C >= 128;
+  if (max_first_leads) found.push_back({"avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>});
   if (C < (int64_t(1) << 31)) found.push_back({"avx2/long_rows", count_long_rows_any_label<Code>});
+  if (max_first && !max_first_leads) found.push_back({"avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>});
   // 3-4x slower than flat_by_eights on the Zen 3 VM it was measured on (gathers are
   // slow there): a candidate for CPUs with fast gathers, never the heuristic's pick.
   if (gatherable) found.push_back({"avx2/gathered_rows", count_gathered_rows_any_label<Code>});

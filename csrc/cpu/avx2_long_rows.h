@@ -77,6 +77,62 @@ fm::cpu::Counts count_long_rows(const fm::AccuracyCall& call, int64_t r0, int64_
   });
 }
 
+// Top-1 over long rows, reading each row once in order: the row's maximum first (and
+// whether it holds a NaN), then the target's score, now in L1. Reading the target's
+// score first sends a load into the middle of the row ahead of the sequential scan.
+// A target equal to the maximum is correct unless an earlier class ties it (rescanned
+// from L1); a row with a NaN takes the rank rule.
+template <int Code, class Label>
+fm::cpu::Counts count_long_rows_max_first(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  using Storage = typename fm::LogitTraits<Code>::Storage;
+  const int64_t C = call.C;
+  const int64_t whole = C / 8 * 8;
+  return count_flat_rows<Storage, Label>(call, r0, r1, [=](const Storage* row, int64_t target) -> int64_t {
+    __m256 max_a = _mm256_set1_ps(-INFINITY), max_b = max_a;
+    __m256 nan = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= whole; j += 16) {
+      const __m256 x = Widen8<Code>::load(row + j), z = Widen8<Code>::load(row + j + 8);
+      max_a = _mm256_max_ps(max_a, x);
+      max_b = _mm256_max_ps(max_b, z);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, z, _CMP_UNORD_Q));
+    }
+    for (; j < whole; j += 8) {
+      const __m256 x = Widen8<Code>::load(row + j);
+      max_a = _mm256_max_ps(max_a, x);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    const __m256 m8 = _mm256_max_ps(max_a, max_b);
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float best = _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps(m2, m2, 1)));
+    bool has_nan = _mm256_movemask_ps(nan) != 0;
+    for (; j < C; ++j) {
+      const float x = fm::widen_logit<Code>(row[j]);
+      has_nan |= x != x;
+      best = x > best ? x : best;
+    }
+    if (__builtin_expect(has_nan, 0))
+      return fm::target_rank<float>([&](int64_t i) { return fm::widen_logit<Code>(row[i]); }, C, target, 1);
+    const float v = fm::widen_logit<Code>(row[target]);
+    if (v != best) return 1;
+    // Correct unless an earlier class ties the maximum.
+    const __m256 m = _mm256_set1_ps(best);
+    int64_t i = 0;
+    for (; i + 8 <= target; i += 8)
+      if (_mm256_movemask_ps(_mm256_cmp_ps(Widen8<Code>::load(row + i), m, _CMP_EQ_OQ))) return 1;
+    for (; i < target; ++i)
+      if (fm::widen_logit<Code>(row[i]) == best) return 1;
+    return 0;
+  });
+}
+
+template <int Code>
+fm::cpu::Counts count_long_rows_max_first_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
+  return fm::with_label_type(call.t_code,
+                             [&](auto label) { return count_long_rows_max_first<Code, decltype(label)>(call, r0, r1); });
+}
+
 template <int Code>
 fm::cpu::Counts count_long_rows_any_label(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   return fm::with_label_type(call.t_code, [&](auto label) { return count_long_rows<Code, decltype(label)>(call, r0, r1); });

@@ -170,10 +170,18 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)
     torch = _sys.modules.get("torch")
-    if torch is not None and type(y) is torch.Tensor and out is None:
-        counts = _torch_in_place_counts(torch, y, t, ignore_label, k)
-        if counts is not None:
-            return counts
+    if torch is not None and type(y) is torch.Tensor:
+        exchange = _TORCH_EXCHANGE if _TORCH_EXCHANGE is not None else _torch_exchange(torch)
+        if exchange is not False:
+            counts = exchange.count(y, t, ignore_label, k, out)
+            if counts is None:  # a layout not seen yet
+                counts = _torch_exchange_first_count(exchange, y, t, ignore_label, k, out)
+            if counts is not False:
+                return counts
+        if out is None:
+            counts = _torch_in_place_counts(torch, y, t, ignore_label, k)
+            if counts is not None:
+                return counts
     y, t = _unwrap(y), _unwrap(t)
     if _is_torch(y) and not y.is_cuda:
         return _torch_host_counts(y, t, ignore_label, k, out)
@@ -186,6 +194,36 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         from . import _device_accuracy
         return _device_accuracy.counts(y, t, ignore_label, k, out)
     return _host_counts(y, t, ignore_label, k, out)
+
+
+# torch CPU tensors through torch's DLPack C exchange API (csrc/bindings/torch_accuracy_cache.cpp):
+# one C++ call reads both layouts, finds the plan, counts in place and makes the result tensor,
+# about a third of the Python attribute reads below. None until the first torch call; False
+# where torch has no usable exchange table (the data_ptr path below then serves).
+_TORCH_EXCHANGE = None
+
+
+def _torch_exchange(torch):
+    global _TORCH_EXCHANGE
+    if _TORCH_EXCHANGE is None:
+        capsule = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
+        try:
+            _TORCH_EXCHANGE = False if capsule is None else _core.TorchAccuracyCache(torch.Tensor, capsule)
+        except (TypeError, ValueError):  # not a capsule, or another DLPack major version
+            _TORCH_EXCHANGE = False
+    return _TORCH_EXCHANGE
+
+
+def _torch_exchange_first_count(exchange, y, t, ignore_label, k, out):
+    """The first call of a layout: the plan comes from the data_ptr path's cache (built, with
+    its checks and error messages, when new), then the exchange cache counts with it."""
+    key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), ignore_label, k)
+    plan = _TORCH_PLANS.get(key)
+    if plan is None:
+        plan = _torch_plan(y, t, ignore_label, k, key)
+    exchange.remember(y, t, ignore_label, k, plan)
+    counts = exchange.count(y, t, ignore_label, k, out)
+    return False if counts is None else counts  # None: emptied meanwhile (a full cache)
 
 
 # torch CPU plans: (y dtype, shape, stride, t dtype, shape, stride, ignore_label, k) -> plan.
@@ -218,10 +256,13 @@ def _torch_in_place_counts(torch, y, t, ignore_label, k):
 
 def _torch_plan(y, t, ignore_label, k, key):
     """The plan of a (y, t) call shape for the in-place path, or False when the tensors
-    need a copy first (byte order, alignment, axes no stride walks): cached either way."""
+    need a copy first (byte order, alignment, axes no stride walks): cached either way,
+    except for misaligned tensors (the next tensors of this shape may well be aligned)."""
     y_view, y_dtype = _torch_host_view(y)
     t_view = _torch_host_view(t)[0]
     _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
+    if copied and not (y_view.flags.aligned and t_view.flags.aligned):
+        return False
     plan = False if copied else _core.AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code,
                                                    view.t_strides, has_ignore, ignore, k)
     _TORCH_PLANS.put(key, plan)

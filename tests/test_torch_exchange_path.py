@@ -190,6 +190,17 @@ BAD_CALLS = {
     "meta y": lambda y, t: fm.accuracy_counts(y.to("meta"), t),
     "meta t": lambda y, t: fm.accuracy_counts(y, t.to("meta")),
     "k=0": lambda y, t: fm.accuracy_counts(y, t, k=0),
+    "top-k short t": lambda y, t: fm.accuracy_counts(y, t[:10], k=(1, 5)),
+    "top-k float t": lambda y, t: fm.accuracy_counts(y, t.float(), k=(1, 5)),
+    "top-k int y": lambda y, t: fm.accuracy_counts(t.view(8, 8), t[:8], k=(1, 5)),
+    "top-k int32 out": lambda y, t: fm.accuracy_counts(y, t, k=(1, 5), out=torch.zeros(2, 2, dtype=torch.int32)),
+    "top-k (2,) out": lambda y, t: fm.accuracy_counts(y, t, k=(1, 5), out=torch.zeros(2, dtype=torch.int64)),
+    "top-k (3, 2) out": lambda y, t: fm.accuracy_counts(y, t, k=(1, 5), out=torch.zeros(3, 2, dtype=torch.int64)),
+    "top-k short t with out": lambda y, t: fm.accuracy_counts(y, t[:3], k=(1, 5),
+                                                             out=torch.zeros(2, 2, dtype=torch.int64)),
+    "top-k meta y": lambda y, t: fm.accuracy_counts(y.to("meta"), t, k=(1, 5)),
+    "top-k k=0": lambda y, t: fm.accuracy_counts(y, t, k=(1, 0)),
+    "top-k no k": lambda y, t: fm.accuracy_counts(y, t, k=()),
 }
 
 

@@ -82,3 +82,59 @@ def test_bad_inputs_name_the_argument():
         fm.accuracy_counts(y, t.float(), k=(1, 2))
     with pytest.raises(TypeError, match="^y must hold float16, bfloat16"):
         fm.accuracy_counts(t.view(-1, 1), t, k=(1, 2))
+
+
+def test_in_place_after_the_first_call(monkeypatch):
+    """After a layout's first call (which builds the plan through numpy views), calls of that
+    layout read the tensors through torch's DLPack exchange table: no numpy views."""
+    from fusedmetrics import _accuracy, _accuracy_multi_k
+    if _accuracy.torch_exchange(torch) is False:
+        pytest.skip("this torch has no DLPack C exchange API")
+    y, t = _batch(33, 7, seed=3)
+    fm.accuracy_counts(y, t, k=(1, 5))
+    views = []
+    real = _accuracy_multi_k.torch_host_view
+    monkeypatch.setattr(_accuracy_multi_k, "torch_host_view", lambda x: views.append(x) or real(x))
+    for seed in range(3):
+        y, t = _batch(33, 7, seed=seed)
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=(1, 5)).numpy(), _numpy_counts(y, t, None, (1, 5)))
+    assert not views
+
+
+@pytest.mark.parametrize("ks", [(1,), (5, 1), (1, 1, 2), (3, 100), [2, 7, 8]])
+def test_k_lists_capped_and_repeated(ks):
+    y, t = _batch(50, 7)
+    for ignore in (None, 2):
+        got = fm.accuracy_counts(y, t, ignore, k=ks)
+        assert tuple(got.shape) == (len(ks), 2)
+        np.testing.assert_array_equal(got.numpy(), _numpy_counts(y, t, ignore, ks))
+
+
+@pytest.mark.parametrize("layout", ["row-major", "column-major", "strided rows", "one row"])
+def test_out_layouts(layout):
+    y, t = _batch()
+    ks = (1, 2, 5) if layout != "one row" else (5,)
+    expected = _numpy_counts(y, t, None, ks)
+    if layout == "row-major":
+        out = torch.zeros(3, 2, dtype=torch.int64)
+    elif layout == "column-major":
+        out = torch.zeros(2, 3, dtype=torch.int64).t()
+    elif layout == "strided rows":
+        out = torch.zeros(6, 3, dtype=torch.int64)[::2, 1:]
+    else:
+        out = torch.zeros(1, 2, dtype=torch.int64)
+    assert fm.accuracy_counts(y, t, k=ks, out=out) is out
+    fm.accuracy_counts(y, t, k=ks, out=out)
+    np.testing.assert_array_equal(out.numpy(), 2 * expected)
+
+
+def test_overlapping_out_as_the_views_path_does(monkeypatch):
+    """An expanded out (rows sharing memory) is left to the numpy-views path."""
+    from fusedmetrics import _accuracy
+    y, t = _batch()
+    fast = torch.zeros(1, 2, dtype=torch.int64)
+    fm.accuracy_counts(y, t, k=(1, 5), out=fast.expand(2, 2))
+    monkeypatch.setattr(_accuracy, "_TORCH_EXCHANGE", False)
+    views = torch.zeros(1, 2, dtype=torch.int64)
+    fm.accuracy_counts(y, t, k=(1, 5), out=views.expand(2, 2))
+    assert fast.tolist() == views.tolist()

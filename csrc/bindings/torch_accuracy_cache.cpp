@@ -16,13 +16,16 @@
 // general path then takes the call and raises its usual errors.
 #include <pybind11/pybind11.h>
 
+#include <pybind11/stl.h>
+
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "bindings/accuracy_plan.h"
 #include "bindings/dlpack_exchange.h"
+#include "bindings/rank_histogram_plan.h"
 
 namespace py = pybind11;
 namespace dl = fm::bindings::dlpack;
@@ -41,34 +44,58 @@ class TorchAccuracyCache {
   // builds one and calls remember()). False: this path declines the call.
   py::object count(py::handle y, py::handle t, py::handle ignore_label, int64_t k, py::handle out) {
     Layouts in;
-    if (!read_inputs(y, t, ignore_label, k, &in)) return py::bool_(false);
-    int64_t* out_counts = nullptr;
-    int64_t out_stride = 0;
-    if (!out.is_none() && !read_out(out, &out_counts, &out_stride)) return py::bool_(false);
+    if (!read_inputs(kAccuracy, y, t, ignore_label, k, &in)) return py::bool_(false);
+    Counter out_counts;
+    if (!out.is_none() && !read_out(out, false, 1, &out_counts)) return py::bool_(false);
     const auto found = plans_.find(in.key);
     if (found == plans_.end()) return py::none();
-    if (found->second.plan == nullptr) return py::bool_(false);  // needs copies: general path
-    py::object keep_alive = found->second.owner;                // the map may change below
-    fm::bindings::AccuracyPlan& plan = *found->second.plan;
-    if (!plan.fits_in_place(in.y_addr, in.t_addr)) return py::bool_(false);
-    const fm::cpu::Counts counts = plan.count_at(in.y_addr, in.t_addr);
-    if (out_counts != nullptr) {
-      out_counts[0] += counts.correct;
-      out_counts[out_stride] += counts.total;
-      return py::reinterpret_borrow<py::object>(out);
+    const Entry entry = found->second;  // a copy: the map may change below
+    if (entry.accuracy == nullptr || !entry.accuracy->fits_in_place(in.y_addr, in.t_addr)) return py::bool_(false);
+    const fm::cpu::Counts counts = entry.accuracy->count_at(in.y_addr, in.t_addr);
+    return deliver({counts.correct, counts.total}, false, out, out_counts);
+  }
+
+  // Top-k counts for several k in one pass: row i = [correct for ks[i], total], as a new
+  // int64 (len(ks), 2) tensor or added into out (a torch int64 (len(ks), 2) tensor).
+  // None and False as for count(); the plan is cached under max(ks).
+  py::object topk(py::handle y, py::handle t, py::handle ignore_label, const std::vector<int64_t>& ks,
+                  py::handle out) {
+    if (ks.empty()) return py::bool_(false);
+    int64_t kmax = ks[0];
+    for (int64_t k : ks) kmax = k > kmax ? k : kmax;
+    Layouts in;
+    if (!read_inputs(kTopK, y, t, ignore_label, kmax, &in)) return py::bool_(false);
+    Counter out_counts;
+    if (!out.is_none() && !read_out(out, true, int64_t(ks.size()), &out_counts)) return py::bool_(false);
+    const auto found = plans_.find(in.key);
+    if (found == plans_.end()) return py::none();
+    const Entry entry = found->second;
+    if (entry.histogram == nullptr || !entry.histogram->fits_in_place(in.y_addr, in.t_addr)) return py::bool_(false);
+    // hist[r] = rows whose target has rank r (r < bins - 1) or >= bins - 1 (the last bin),
+    // then the total; correct(k) = rows of rank < k.
+    const int64_t bins = entry.histogram->kmax() + 1;
+    std::vector<int64_t> hist(size_t(bins + 1), 0);
+    entry.histogram->histogram_at(in.y_addr, in.t_addr, hist.data());
+    std::vector<int64_t> below(size_t(bins), 0);  // below[r] = rows of rank < r, r < bins
+    for (int64_t r = 1; r < bins; ++r) below[size_t(r)] = below[size_t(r - 1)] + hist[size_t(r - 1)];
+    std::vector<int64_t> rows;
+    rows.reserve(2 * ks.size());
+    for (int64_t k : ks) {
+      rows.push_back(below[size_t(k < bins - 1 ? k : bins - 1)]);
+      rows.push_back(hist[size_t(bins)]);
     }
-    return new_counts_tensor(counts);
+    return deliver(rows, true, out, out_counts);
   }
 
   // Caches plan (an AccuracyPlan, or False for layouts the kernels cannot read in place)
   // for the layout of (y, t, ignore_label, k). Layouts count() would decline are skipped.
   void remember(py::handle y, py::handle t, py::handle ignore_label, int64_t k, const py::object& plan) {
-    Layouts in;
-    if (!read_inputs(y, t, ignore_label, k, &in)) return;
-    Entry entry{plan, nullptr};
-    if (!(plan.is(py::bool_(false)))) entry.plan = &plan.cast<fm::bindings::AccuracyPlan&>();
-    if (plans_.size() >= kMaxPlans) plans_.clear();  // a loop that keeps changing shapes gains nothing
-    plans_[in.key] = std::move(entry);
+    store(kAccuracy, y, t, ignore_label, k, plan);
+  }
+
+  // As remember, for topk: plan is a RankHistogramPlan (or False) made for max(ks).
+  void remember_topk(py::handle y, py::handle t, py::handle ignore_label, int64_t kmax, const py::object& plan) {
+    store(kTopK, y, t, ignore_label, kmax, plan);
   }
 
   size_t size() const { return plans_.size(); }
@@ -77,15 +104,49 @@ class TorchAccuracyCache {
  private:
   static constexpr size_t kMaxPlans = 256;
 
+  enum Kind : int64_t { kAccuracy = 1, kTopK = 2 };
+
   struct Entry {
     py::object owner;  // keeps the plan alive
-    fm::bindings::AccuracyPlan* plan;  // null: decline
+    fm::bindings::AccuracyPlan* accuracy = nullptr;  // kAccuracy entries; null: decline
+    fm::bindings::RankHistogramPlan* histogram = nullptr;  // kTopK entries; null: decline
   };
 
   struct Layouts {
     std::string key;
     uintptr_t y_addr = 0, t_addr = 0;
   };
+
+  // Where counts are added: rows x 2 int64s at first + i * row_stride + j * col_stride.
+  struct Counter {
+    int64_t* first = nullptr;
+    int64_t row_stride = 0, col_stride = 0;
+  };
+
+  void store(Kind kind, py::handle y, py::handle t, py::handle ignore_label, int64_t k, const py::object& plan) {
+    Layouts in;
+    if (!read_inputs(kind, y, t, ignore_label, k, &in)) return;
+    Entry entry{plan};
+    if (!plan.is(py::bool_(false))) {
+      if (kind == kAccuracy)
+        entry.accuracy = &plan.cast<fm::bindings::AccuracyPlan&>();
+      else
+        entry.histogram = &plan.cast<fm::bindings::RankHistogramPlan&>();
+    }
+    if (plans_.size() >= kMaxPlans) plans_.clear();  // a loop that keeps changing shapes gains nothing
+    plans_[in.key] = std::move(entry);
+  }
+
+  // values (rows x 2, row-major) added into out, or as a new tensor: (rows, 2) when
+  // matrix, else (2,).
+  py::object deliver(const std::vector<int64_t>& values, bool matrix, py::handle out, const Counter& counter) const {
+    const int64_t rows = int64_t(values.size() / 2);
+    if (counter.first == nullptr) return new_int64_tensor(values, rows, matrix);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        counter.first[i * counter.row_stride + j * counter.col_stride] += values[size_t(2 * i + j)];
+    return py::reinterpret_borrow<py::object>(out);
+  }
 
   // The DLTensor of x when x is a CPU tensor of one-lane elements with strides; false
   // (and no Python error left) otherwise.
@@ -122,7 +183,7 @@ class TorchAccuracyCache {
   // The cache key and addresses of (y, t): both exact torch tensors (the type the API
   // came from; subclasses may redefine what they hold) on the CPU, not negated views,
   // and an ignore label that is None or an int within int64.
-  bool read_inputs(py::handle y, py::handle t, py::handle ignore_label, int64_t k, Layouts* in) const {
+  bool read_inputs(Kind kind, py::handle y, py::handle t, py::handle ignore_label, int64_t k, Layouts* in) const {
     if (!is_tensor(y) || !is_tensor(t)) return false;
     int64_t ignore = 0;
     const bool has_ignore = !ignore_label.is_none();
@@ -138,7 +199,8 @@ class TorchAccuracyCache {
     if (is_negated_view(y) || is_negated_view(t)) return false;
     dl::Tensor yd, td;
     if (!read_cpu_tensor(y, &yd) || !read_cpu_tensor(t, &td)) return false;
-    in->key.reserve(16 * (yd.ndim + td.ndim) + 40);
+    in->key.reserve(16 * (yd.ndim + td.ndim) + 48);
+    append(&in->key, kind);
     append_layout(&in->key, yd);
     append_layout(&in->key, td);
     append(&in->key, has_ignore);
@@ -149,22 +211,29 @@ class TorchAccuracyCache {
     return true;
   }
 
-  // out as (address of its first counter, stride to the second, in int64s) when it is an
-  // exact torch int64 (2,) CPU tensor, aligned, not a negated view, with two distinct
-  // counters; anything else goes to the general path and its error messages.
-  bool read_out(py::handle out, int64_t** counts, int64_t* stride) const {
-    if (!is_tensor(out)) return false;
-    if (is_negated_view(out)) return false;
+  // out as a Counter when it is an exact torch int64 CPU tensor of shape (rows, 2) when
+  // matrix, else (2,) (rows == 1), aligned, not a negated view, whose counters are distinct memory;
+  // anything else goes to the general path and its error messages.
+  bool read_out(py::handle out, bool matrix, int64_t rows, Counter* counter) const {
+    if (!is_tensor(out) || is_negated_view(out)) return false;
     dl::Tensor od;
     if (!read_cpu_tensor(out, &od)) return false;
-    if (od.dtype.code != dl::kDLInt || od.dtype.bits != 64 || od.ndim != 1 || od.shape[0] != 2 ||
-        od.strides[0] == 0)
-      return false;
+    if (od.dtype.code != dl::kDLInt || od.dtype.bits != 64) return false;
     const uintptr_t addr = reinterpret_cast<uintptr_t>(od.data) + od.byte_offset;
     if (addr % alignof(int64_t) != 0) return false;
-    *counts = reinterpret_cast<int64_t*>(addr);
-    *stride = od.strides[0];
-    return true;
+    counter->first = reinterpret_cast<int64_t*>(addr);
+    if (!matrix) {  // accuracy's (2,)
+      counter->col_stride = od.strides[0];
+      return od.ndim == 1 && od.shape[0] == 2 && counter->col_stride != 0;
+    }
+    if (od.ndim != 2 || od.shape[0] != rows || od.shape[1] != 2) return false;
+    counter->row_stride = od.strides[0];
+    counter->col_stride = od.strides[1];
+    // Distinct counters: the two columns differ, and rows do not meet (row-major or
+    // column-major steps only; other layouts take the general path).
+    const int64_t r = counter->row_stride < 0 ? -counter->row_stride : counter->row_stride;
+    const int64_t c = counter->col_stride < 0 ? -counter->col_stride : counter->col_stride;
+    return c != 0 && (rows == 1 || r >= 2 * c || (r != 0 && c >= rows * r));
   }
 
   bool is_tensor(py::handle x) const { return Py_TYPE(x.ptr()) == reinterpret_cast<PyTypeObject*>(type_.ptr()); }
@@ -173,19 +242,22 @@ class TorchAccuracyCache {
     *static_cast<std::string*>(ctx) = std::string(kind) + ": " + message;
   }
 
-  // A new int64 tensor [correct, total] from torch's allocator, wrapped by torch.
-  py::object new_counts_tensor(const fm::cpu::Counts& counts) const {
-    int64_t shape[1] = {2};
-    dl::Tensor prototype{nullptr, {dl::kDLCPU, 0}, 1, {dl::kDLInt, 64, 1}, shape, nullptr, 0};
+  // A new int64 tensor of values (rows x 2) from torch's allocator, wrapped by torch:
+  // shape (rows, 2) when matrix, else (2,).
+  py::object new_int64_tensor(const std::vector<int64_t>& values, int64_t rows, bool matrix) const {
+    int64_t shape[2] = {rows, 2};
+    dl::Tensor prototype{nullptr, {dl::kDLCPU, 0}, matrix ? 2 : 1, {dl::kDLInt, 64, 1}, matrix ? shape : shape + 1,
+                         nullptr, 0};
     dl::ManagedTensorVersioned* managed = nullptr;
     std::string error;
     if (api_->managed_tensor_allocator(&prototype, &managed, &error, &record_error) != 0 || managed == nullptr)
       throw std::runtime_error("torch could not allocate the counts tensor (" + error + ")");
     const dl::Tensor& made = managed->dl_tensor;
-    char* base = static_cast<char*>(made.data) + made.byte_offset;
-    const int64_t step = made.strides != nullptr ? made.strides[0] : 1;
-    reinterpret_cast<int64_t*>(base)[0] = counts.correct;
-    reinterpret_cast<int64_t*>(base)[step] = counts.total;
+    int64_t* base = reinterpret_cast<int64_t*>(static_cast<char*>(made.data) + made.byte_offset);
+    const int64_t col = made.strides != nullptr ? made.strides[made.ndim - 1] : 1;
+    const int64_t row = made.strides != nullptr && made.ndim == 2 ? made.strides[0] : 2;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < 2; ++j) base[i * row + j * col] = values[size_t(2 * i + j)];
     void* tensor = nullptr;
     if (api_->managed_tensor_to_py_object_no_sync(managed, &tensor) != 0) throw py::error_already_set();
     return py::reinterpret_steal<py::object>(static_cast<PyObject*>(tensor));
@@ -206,8 +278,12 @@ void bind_torch_accuracy_cache(py::module_& m) {
       .def(py::init<const py::type&, const py::object&>(), py::arg("tensor_type"), py::arg("api_capsule"))
       .def("count", &TorchAccuracyCache::count, py::arg("y"), py::arg("t"), py::arg("ignore_label"), py::arg("k"),
            py::arg("out"))
+      .def("topk", &TorchAccuracyCache::topk, py::arg("y"), py::arg("t"), py::arg("ignore_label"), py::arg("ks"),
+           py::arg("out"))
       .def("remember", &TorchAccuracyCache::remember, py::arg("y"), py::arg("t"), py::arg("ignore_label"),
            py::arg("k"), py::arg("plan"))
+      .def("remember_topk", &TorchAccuracyCache::remember_topk, py::arg("y"), py::arg("t"),
+           py::arg("ignore_label"), py::arg("kmax"), py::arg("plan"))
       .def("__len__", &TorchAccuracyCache::size)
       .def("clear", &TorchAccuracyCache::clear);
 }

@@ -203,6 +203,11 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
 _TORCH_EXCHANGE = None
 
 
+def torch_exchange(torch):
+    """The exchange cache (made on first use), or False where torch has no exchange table."""
+    return _TORCH_EXCHANGE if _TORCH_EXCHANGE is not None else _torch_exchange(torch)
+
+
 def _torch_exchange(torch):
     global _TORCH_EXCHANGE
     if _TORCH_EXCHANGE is None:

@@ -7,7 +7,7 @@ into its row of the result (no host synchronisation, nothing on another stream).
 """
 import numpy as np
 
-from . import _core, _layout
+from . import _accuracy, _core, _layout
 from ._accuracy import host_view
 from ._interop import is_device_array, is_torch_tensor, torch_host_view, unwrap
 
@@ -129,12 +129,37 @@ def _host_counts(y, t, ignore_label, ks, out, y_dtype=None):
     return out
 
 
+def _torch_histogram_plan(y, t, ignore_label, kmax):
+    """The RankHistogramPlan of a torch (y, t) layout, False when the layout needs copies,
+    None when these tensors are misaligned (others of this layout may not be). Raises the
+    usual errors for bad dtypes and shapes."""
+    y_view, y_dtype = torch_host_view(y)
+    t_view = torch_host_view(t)[0]
+    _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
+    if copied:
+        return False if y_view.flags.aligned and t_view.flags.aligned else None
+    return _core.RankHistogramPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
+                                   has_ignore, ignore, max(1, min(kmax, view.C)))
+
+
 def _torch_host_counts(y, t, ignore_label, ks, out):
-    """CPU tensors (requires_grad, bfloat16 and strided ones included) through numpy views of
-    their memory, as for a single k: a torch int64 result, or the counts added into a torch
-    (or numpy) int64 (len(ks), 2) out on the host."""
+    """CPU tensors (requires_grad, bfloat16 and strided ones included), as for a single k: a
+    torch int64 result, or the counts added into a torch (or numpy) int64 (len(ks), 2) out
+    on the host. Read in place through torch's DLPack exchange table where it serves the
+    call (see _accuracy._torch_exchange), else through numpy views of their memory."""
     import torch  # already imported: y is a tensor
 
+    exchange = _accuracy.torch_exchange(torch) if type(y) is torch.Tensor else False
+    if exchange is not False:
+        counts = exchange.topk(y, t, ignore_label, ks, out)
+        if counts is None:  # a layout not seen yet
+            kmax = max(ks)
+            plan = _torch_histogram_plan(y, t, ignore_label, kmax)
+            if plan is not None:
+                exchange.remember_topk(y, t, ignore_label, kmax, plan)
+                counts = exchange.topk(y, t, ignore_label, ks, out)
+        if counts is not None and counts is not False:
+            return counts
     y_view, y_dtype = torch_host_view(y)
     t_view = torch_host_view(t)[0] if is_torch_tensor(t) else t
     if out is None:

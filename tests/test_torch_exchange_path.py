@@ -19,10 +19,10 @@ LABELS += [getattr(torch, n) for n in ("uint16", "uint32", "uint64") if hasattr(
 
 
 @pytest.fixture
-def fresh_cache(monkeypatch):
+def fresh_cache(monkeypatch, torch_exchange):
     """A fresh exchange cache, and a record of the calls the data_ptr path took."""
     cache = _core.TorchAccuracyCache(torch.Tensor, torch.Tensor.__dlpack_c_exchange_api__)
-    monkeypatch.setattr(_accuracy, "_TORCH_EXCHANGE", cache)
+    torch_exchange(cache)
     fallbacks = []
     real = _accuracy._torch_in_place_counts
 
@@ -205,12 +205,12 @@ BAD_CALLS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CALLS))
-def test_errors_are_those_of_the_path_it_replaces(fresh_cache, monkeypatch, name):
+def test_errors_are_those_of_the_path_it_replaces(fresh_cache, torch_exchange, name):
     y, t = _adversarial(64, 10)
     t = t.clamp(min=0)
     fast = _error(lambda: BAD_CALLS[name](y, t))
     again = _error(lambda: BAD_CALLS[name](y, t))   # a cached layout, if any, errs the same way
-    monkeypatch.setattr(_accuracy, "_TORCH_EXCHANGE", False)
+    torch_exchange(False)
     before = _error(lambda: BAD_CALLS[name](y, t))
     assert before is not None
     assert fast == again == before
@@ -248,3 +248,18 @@ def test_constructor_refuses_what_is_not_an_exchange_table():
         _core.TorchAccuracyCache(torch.Tensor, object())
     with pytest.raises(ValueError, match="dlpack_exchange_api"):
         _core.TorchAccuracyCache(torch.Tensor, torch.empty(2).__dlpack__())
+
+
+def test_count_fast_keeps_its_cache_alive_and_checks_its_arguments():
+    import gc
+
+    cache = _core.TorchAccuracyCache(torch.Tensor, torch.Tensor.__dlpack_c_exchange_api__)
+    count = cache.count_fast
+    del cache
+    gc.collect()
+    y, t = _adversarial(64, 10)
+    assert count(y, t, None, 1, None) is None   # no plan yet: alive, and empty
+    with pytest.raises(TypeError, match="5 positional arguments"):
+        count(y, t, None, 1)
+    with pytest.raises(TypeError):
+        count(y, t, None, "1", None)

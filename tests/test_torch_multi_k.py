@@ -128,13 +128,12 @@ def test_out_layouts(layout):
     np.testing.assert_array_equal(out.numpy(), 2 * expected)
 
 
-def test_overlapping_out_as_the_views_path_does(monkeypatch):
+def test_overlapping_out_as_the_views_path_does(torch_exchange):
     """An expanded out (rows sharing memory) is left to the numpy-views path."""
-    from fusedmetrics import _accuracy
     y, t = _batch()
     fast = torch.zeros(1, 2, dtype=torch.int64)
     fm.accuracy_counts(y, t, k=(1, 5), out=fast.expand(2, 2))
-    monkeypatch.setattr(_accuracy, "_TORCH_EXCHANGE", False)
+    torch_exchange(False)
     views = torch.zeros(1, 2, dtype=torch.int64)
     fm.accuracy_counts(y, t, k=(1, 5), out=views.expand(2, 2))
     assert fast.tolist() == views.tolist()

@@ -269,6 +269,55 @@ class TorchAccuracyCache {
   std::unordered_map<std::string, Entry> plans_;
 };
 
+// count() as a METH_FASTCALL builtin bound to one cache: pybind11's dispatch costs about
+// 0.25 us a call, a tenth of a small batch's whole call; this costs about 0.05 us. Its
+// self is a capsule holding the cache's pointer and a reference to its Python object.
+constexpr const char* kCapsuleName = "fusedmetrics.TorchAccuracyCache";
+
+PyObject* fast_count(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 5) {
+    PyErr_SetString(PyExc_TypeError, "count_fast(y, t, ignore_label, k, out) takes 5 positional arguments");
+    return nullptr;
+  }
+  auto* cache = static_cast<TorchAccuracyCache*>(PyCapsule_GetPointer(capsule, kCapsuleName));
+  if (cache == nullptr) return nullptr;
+  const long long k = PyLong_AsLongLong(args[3]);
+  if (k == -1 && PyErr_Occurred()) return nullptr;
+  try {
+    return cache->count(args[0], args[1], args[2], k, args[4]).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::out_of_range& e) {
+    PyErr_SetString(PyExc_IndexError, e.what());
+  } catch (const std::invalid_argument& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef fast_count_def = {"count_fast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_count)),
+                              METH_FASTCALL, "count(y, t, ignore_label, k, out) of the cache it was taken from."};
+
+void release_cache_reference(PyObject* capsule) {
+  Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(capsule)));
+}
+
+py::object count_fast_of(const py::object& self) {
+  auto* cache = &self.cast<TorchAccuracyCache&>();
+  py::object capsule = py::reinterpret_steal<py::object>(
+      PyCapsule_New(cache, kCapsuleName, &release_cache_reference));
+  if (!capsule) throw py::error_already_set();
+  if (PyCapsule_SetContext(capsule.ptr(), self.inc_ref().ptr()) != 0) {
+    self.dec_ref();
+    throw py::error_already_set();
+  }
+  py::object fn = py::reinterpret_steal<py::object>(PyCFunction_New(&fast_count_def, capsule.ptr()));
+  if (!fn) throw py::error_already_set();
+  return fn;
+}
+
 }  // namespace
 
 void bind_torch_accuracy_cache(py::module_& m) {
@@ -278,6 +327,9 @@ void bind_torch_accuracy_cache(py::module_& m) {
       .def(py::init<const py::type&, const py::object&>(), py::arg("tensor_type"), py::arg("api_capsule"))
       .def("count", &TorchAccuracyCache::count, py::arg("y"), py::arg("t"), py::arg("ignore_label"), py::arg("k"),
            py::arg("out"))
+      .def_property_readonly("count_fast", &count_fast_of,
+                             "count as a builtin taking (y, t, ignore_label, k, out) positionally, "
+                             "without pybind11's dispatch (the hot path of small batches)")
       .def("topk", &TorchAccuracyCache::topk, py::arg("y"), py::arg("t"), py::arg("ignore_label"), py::arg("ks"),
            py::arg("out"))
       .def("remember", &TorchAccuracyCache::remember, py::arg("y"), py::arg("t"), py::arg("ignore_label"),

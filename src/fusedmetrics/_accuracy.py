@@ -169,19 +169,20 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
         k = _check_k(k)
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _host_counts(y, t, ignore_label, k, out)
+    counts = _UNASKED
+    if type(y) is _EXCHANGE_TENSOR:  # torch.Tensor, once torch's exchange table is in use
+        counts = _EXCHANGE_COUNT(y, t, ignore_label, k, out)
+        if counts is not None and counts is not False:
+            return counts
     torch = _sys.modules.get("torch")
     if torch is not None and type(y) is torch.Tensor:
-        exchange = _TORCH_EXCHANGE if _TORCH_EXCHANGE is not None else _torch_exchange(torch)
-        if exchange is not False:
-            counts = exchange.count(y, t, ignore_label, k, out)
-            if counts is None:  # a layout not seen yet
-                counts = _torch_exchange_first_count(exchange, y, t, ignore_label, k, out)
-            if counts is not False:
-                return counts
-        if out is None:
-            counts = _torch_in_place_counts(torch, y, t, ignore_label, k)
-            if counts is not None:
-                return counts
+        counts = _torch_cpu_counts(torch, y, t, ignore_label, k, out, counts)
+        if counts is not None:
+            return counts
+    return _general_counts(y, t, ignore_label, k, out)
+
+
+def _general_counts(y, t, ignore_label, k, out):
     y, t = _unwrap(y), _unwrap(t)
     if _is_torch(y) and not y.is_cuda:
         return _torch_host_counts(y, t, ignore_label, k, out)
@@ -196,27 +197,60 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     return _host_counts(y, t, ignore_label, k, out)
 
 
+_UNASKED = object()
+
+
+def _torch_cpu_counts(torch, y, t, ignore_label, k, out, exchange_said):
+    """Counts of a torch.Tensor y read in place on the CPU, or None (the general path then
+    takes the call). exchange_said: the exchange cache's answer to this call (None: no plan
+    for this layout yet; False: declined), or _UNASKED."""
+    exchange = torch_exchange(torch)
+    if exchange is not False:
+        if exchange_said is _UNASKED:
+            exchange_said = exchange.count(y, t, ignore_label, k, out)
+        if exchange_said is None:
+            exchange_said = _torch_exchange_first_count(exchange, y, t, ignore_label, k, out)
+        if exchange_said is not False:
+            return exchange_said
+    if out is None:
+        return _torch_in_place_counts(torch, y, t, ignore_label, k)
+    return None
+
+
 # torch CPU tensors through torch's DLPack C exchange API (csrc/bindings/torch_accuracy_cache.cpp):
 # one C++ call reads both layouts, finds the plan, counts in place and makes the result tensor,
-# about a third of the Python attribute reads below. None until the first torch call; False
-# where torch has no usable exchange table (the data_ptr path below then serves).
+# about a third of the cost of the Python attribute reads of the data_ptr path below.
+# _TORCH_EXCHANGE: the cache; None until the first torch call; False where torch has no usable
+# exchange table (the data_ptr path then serves). While it is a cache, _EXCHANGE_TENSOR is
+# torch.Tensor and _EXCHANGE_COUNT its count_fast (the hot path reads just these two).
 _TORCH_EXCHANGE = None
+_EXCHANGE_TENSOR = None
+_EXCHANGE_COUNT = None
 
 
 def torch_exchange(torch):
     """The exchange cache (made on first use), or False where torch has no exchange table."""
-    return _TORCH_EXCHANGE if _TORCH_EXCHANGE is not None else _torch_exchange(torch)
-
-
-def _torch_exchange(torch):
-    global _TORCH_EXCHANGE
     if _TORCH_EXCHANGE is None:
         capsule = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
         try:
-            _TORCH_EXCHANGE = False if capsule is None else _core.TorchAccuracyCache(torch.Tensor, capsule)
+            cache = False if capsule is None else _core.TorchAccuracyCache(torch.Tensor, capsule)
         except (TypeError, ValueError):  # not a capsule, or another DLPack major version
-            _TORCH_EXCHANGE = False
+            cache = False
+        install_torch_exchange(cache, torch.Tensor)
     return _TORCH_EXCHANGE
+
+
+def install_torch_exchange(cache, tensor_type=None):
+    """Makes cache (a TorchAccuracyCache for tensor_type) the one in use; False: none (the
+    data_ptr path serves); None: made again on the next torch call. Returns the previous
+    state, for install_torch_exchange(*state)."""
+    global _TORCH_EXCHANGE, _EXCHANGE_TENSOR, _EXCHANGE_COUNT
+    previous = (_TORCH_EXCHANGE, _EXCHANGE_TENSOR)
+    in_use = cache is not None and cache is not False
+    _TORCH_EXCHANGE = cache
+    _EXCHANGE_TENSOR = tensor_type if in_use else None
+    _EXCHANGE_COUNT = cache.count_fast if in_use else None
+    return previous
 
 
 def _torch_exchange_first_count(exchange, y, t, ignore_label, k, out):

@@ -146,7 +146,7 @@ def _torch_host_counts(y, t, ignore_label, ks, out):
     """CPU tensors (requires_grad, bfloat16 and strided ones included), as for a single k: a
     torch int64 result, or the counts added into a torch (or numpy) int64 (len(ks), 2) out
     on the host. Read in place through torch's DLPack exchange table where it serves the
-    call (see _accuracy._torch_exchange), else through numpy views of their memory."""
+    call (see _accuracy.torch_exchange), else through numpy views of their memory."""
     import torch  # already imported: y is a tensor
 
     exchange = _accuracy.torch_exchange(torch) if type(y) is torch.Tensor else False

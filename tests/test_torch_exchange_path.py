@@ -263,3 +263,18 @@ def test_count_fast_keeps_its_cache_alive_and_checks_its_arguments():
         count(y, t, None, 1)
     with pytest.raises(TypeError):
         count(y, t, None, "1", None)
+
+
+def test_errors_name_the_argument_shape_and_dtype(fresh_cache):
+    y, t = _adversarial(64, 10)
+    t = t.clamp(min=0)
+    with pytest.raises(ValueError, match=r"y.shape\[0\] and t.shape\[0\].*y.shape \(64, 10\) and t.shape \(10,\)"):
+        fm.accuracy_counts(y, t[:10])
+    with pytest.raises(TypeError, match=r"^t must hold integer labels.*t.dtype float32"):
+        fm.accuracy_counts(y, t.float())
+    with pytest.raises(TypeError, match=r"^y must hold float16, bfloat16.*y.dtype int64"):
+        fm.accuracy_counts(t.view(8, 8), t[:8])
+    with pytest.raises(ValueError, match=r"out must be an int64 tensor of shape \(2,\).*dtype torch.int32"):
+        fm.accuracy_counts(y, t, out=torch.zeros(2, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"out must be an int64 array of shape \(2,\); got dtype int64, shape \(3,\)"):
+        fm.accuracy_counts(y, t, out=torch.zeros(3, dtype=torch.int64))

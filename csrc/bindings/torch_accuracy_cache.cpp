@@ -43,16 +43,14 @@ class TorchAccuracyCache {
   // (2,) tensor) and out returned. None: no plan is cached for this layout yet (Python
   // builds one and calls remember()). False: this path declines the call.
   py::object count(py::handle y, py::handle t, py::handle ignore_label, int64_t k, py::handle out) {
-    Layouts in;
-    if (!read_inputs(kAccuracy, y, t, ignore_label, k, &in)) return py::bool_(false);
-    Counter out_counts;
-    if (!out.is_none() && !read_out(out, false, 1, &out_counts)) return py::bool_(false);
+    Call in;
+    if (!read_call(kAccuracy, y, t, ignore_label, k, out, 1, &in)) return py::bool_(false);
     const auto found = plans_.find(in.key);
     if (found == plans_.end()) return py::none();
     const Entry entry = found->second;  // a copy: the map may change below
     if (entry.accuracy == nullptr || !entry.accuracy->fits_in_place(in.y_addr, in.t_addr)) return py::bool_(false);
     const fm::cpu::Counts counts = entry.accuracy->count_at(in.y_addr, in.t_addr);
-    return deliver({counts.correct, counts.total}, false, out, out_counts);
+    return deliver({counts.correct, counts.total}, false, out, in.out);
   }
 
   // Top-k counts for several k in one pass: row i = [correct for ks[i], total], as a new
@@ -63,10 +61,8 @@ class TorchAccuracyCache {
     if (ks.empty()) return py::bool_(false);
     int64_t kmax = ks[0];
     for (int64_t k : ks) kmax = k > kmax ? k : kmax;
-    Layouts in;
-    if (!read_inputs(kTopK, y, t, ignore_label, kmax, &in)) return py::bool_(false);
-    Counter out_counts;
-    if (!out.is_none() && !read_out(out, true, int64_t(ks.size()), &out_counts)) return py::bool_(false);
+    Call in;
+    if (!read_call(kTopK, y, t, ignore_label, kmax, out, int64_t(ks.size()), &in)) return py::bool_(false);
     const auto found = plans_.find(in.key);
     if (found == plans_.end()) return py::none();
     const Entry entry = found->second;
@@ -84,7 +80,7 @@ class TorchAccuracyCache {
       rows.push_back(below[size_t(k < bins - 1 ? k : bins - 1)]);
       rows.push_back(hist[size_t(bins)]);
     }
-    return deliver(rows, true, out, out_counts);
+    return deliver(rows, true, out, in.out);
   }
 
   // Caches plan (an AccuracyPlan, or False for layouts the kernels cannot read in place)
@@ -112,20 +108,22 @@ class TorchAccuracyCache {
     fm::bindings::RankHistogramPlan* histogram = nullptr;  // kTopK entries; null: decline
   };
 
-  struct Layouts {
-    std::string key;
-    uintptr_t y_addr = 0, t_addr = 0;
-  };
-
   // Where counts are added: rows x 2 int64s at first + i * row_stride + j * col_stride.
   struct Counter {
-    int64_t* first = nullptr;
+    int64_t* first = nullptr;  // null: a new tensor
     int64_t row_stride = 0, col_stride = 0;
   };
 
+  // One call as the cache sees it: the plan key and where to read and add.
+  struct Call {
+    std::string key;
+    uintptr_t y_addr = 0, t_addr = 0;
+    Counter out;
+  };
+
   void store(Kind kind, py::handle y, py::handle t, py::handle ignore_label, int64_t k, const py::object& plan) {
-    Layouts in;
-    if (!read_inputs(kind, y, t, ignore_label, k, &in)) return;
+    Call in;
+    if (!read_call(kind, y, t, ignore_label, k, py::none(), 1, &in)) return;
     Entry entry{plan};
     if (!plan.is(py::bool_(false))) {
       if (kind == kAccuracy)
@@ -175,16 +173,22 @@ class TorchAccuracyCache {
   static void append(std::string* key, int64_t v) { key->append(reinterpret_cast<const char*>(&v), sizeof v); }
 
   static void append_layout(std::string* key, const dl::Tensor& x) {
-    append(key, int64_t(x.dtype.code) << 16 | int64_t(x.dtype.bits) << 8 | x.ndim);
+    append(key, int64_t(x.dtype.code) << 8 | int64_t(x.dtype.bits));
+    append(key, x.ndim);
     for (int32_t d = 0; d < x.ndim; ++d) append(key, x.shape[d]);
     for (int32_t d = 0; d < x.ndim; ++d) append(key, x.strides[d]);
   }
 
-  // The cache key and addresses of (y, t): both exact torch tensors (the type the API
-  // came from; subclasses may redefine what they hold) on the CPU, not negated views,
-  // and an ignore label that is None or an int within int64.
-  bool read_inputs(Kind kind, py::handle y, py::handle t, py::handle ignore_label, int64_t k, Layouts* in) const {
-    if (!is_tensor(y) || !is_tensor(t)) return false;
+  // The call's key, addresses and counter when it is one this path serves: y, t (and out
+  // when given) exact torch tensors (the type the table came from; subclasses may
+  // redefine what they hold) on the CPU and not negated views, an ignore label that is
+  // None or an int within int64, and an out that read_out takes. Every check that runs
+  // Python code (is_neg) comes before the layouts are read: nothing can run between
+  // reading an address and the last use of it.
+  bool read_call(Kind kind, py::handle y, py::handle t, py::handle ignore_label, int64_t k, py::handle out,
+                 int64_t out_rows, Call* in) const {
+    const bool has_out = !out.is_none();
+    if (!is_tensor(y) || !is_tensor(t) || (has_out && !is_tensor(out))) return false;
     int64_t ignore = 0;
     const bool has_ignore = !ignore_label.is_none();
     if (has_ignore) {
@@ -196,10 +200,11 @@ class TorchAccuracyCache {
         return false;
       }
     }
-    if (is_negated_view(y) || is_negated_view(t)) return false;
+    if (is_negated_view(y) || is_negated_view(t) || (has_out && is_negated_view(out))) return false;
     dl::Tensor yd, td;
     if (!read_cpu_tensor(y, &yd) || !read_cpu_tensor(t, &td)) return false;
-    in->key.reserve(16 * (yd.ndim + td.ndim) + 48);
+    if (has_out && !read_out(out, kind == kTopK, out_rows, &in->out)) return false;
+    in->key.reserve(16 * (yd.ndim + td.ndim) + 64);
     append(&in->key, kind);
     append_layout(&in->key, yd);
     append_layout(&in->key, td);
@@ -211,11 +216,10 @@ class TorchAccuracyCache {
     return true;
   }
 
-  // out as a Counter when it is an exact torch int64 CPU tensor of shape (rows, 2) when
-  // matrix, else (2,) (rows == 1), aligned, not a negated view, whose counters are distinct memory;
-  // anything else goes to the general path and its error messages.
+  // out as a Counter when it is an int64 CPU tensor of shape (rows, 2) when matrix, else
+  // (2,) (rows == 1), aligned, whose counters are distinct memory; anything else goes to
+  // the general path and its error messages.
   bool read_out(py::handle out, bool matrix, int64_t rows, Counter* counter) const {
-    if (!is_tensor(out) || is_negated_view(out)) return false;
     dl::Tensor od;
     if (!read_cpu_tensor(out, &od)) return false;
     if (od.dtype.code != dl::kDLInt || od.dtype.bits != 64) return false;
@@ -233,7 +237,7 @@ class TorchAccuracyCache {
     // column-major steps only; other layouts take the general path).
     const int64_t r = counter->row_stride < 0 ? -counter->row_stride : counter->row_stride;
     const int64_t c = counter->col_stride < 0 ? -counter->col_stride : counter->col_stride;
-    return c != 0 && (rows == 1 || r >= 2 * c || (r != 0 && c >= rows * r));
+    return c != 0 && (rows == 1 || r / 2 >= c || (r != 0 && c / rows >= r));  // divisions: no overflow
   }
 
   bool is_tensor(py::handle x) const { return Py_TYPE(x.ptr()) == reinterpret_cast<PyTypeObject*>(type_.ptr()); }

@@ -142,3 +142,22 @@ def backend(request):
         return
     with _active_isa(request.param):
         yield Backend(request.param)
+
+
+@pytest.fixture
+def torch_exchange():
+    """use(cache): the torch exchange cache accuracy_counts reads torch CPU tensors through
+    (a _core.TorchAccuracyCache; False: none, the data_ptr path serves; None: a new one on
+    the next torch call), restored after the test."""
+    from fusedmetrics import _accuracy
+
+    saved = []
+
+    def use(cache):
+        import torch
+
+        saved.append(_accuracy.install_torch_exchange(cache, torch.Tensor))
+
+    yield use
+    if saved:
+        _accuracy.install_torch_exchange(*saved[0])

@@ -24,8 +24,9 @@ def _batch(n=64, c=10, seed=0):
     return y, t
 
 
-def test_repeated_calls_use_one_cached_plan_and_match_numpy(monkeypatch):
+def test_repeated_calls_use_one_cached_plan_and_match_numpy(monkeypatch, torch_exchange):
     monkeypatch.setattr(_accuracy, "_TORCH_PLANS", _layout.PlanCache())
+    torch_exchange(None)  # a fresh one: its plans come from _TORCH_PLANS
     for seed in range(4):   # new tensors of one call shape: one plan
         y, t = _batch(seed=seed)
         got = fm.accuracy_counts(y, t)
@@ -87,7 +88,8 @@ def test_misaligned_storage_falls_back():
         np.testing.assert_array_equal(fm.accuracy_counts(ym, t).numpy(), _reference(y, t))
 
 
-def test_cpp_refuses_reads_outside_the_storage():
+def test_cpp_refuses_reads_outside_the_storage(torch_exchange):
+    torch_exchange(False)  # the data_ptr path makes (or finds) the plan
     y, t = _batch()
     fm.accuracy_counts(y, t)
     key = (y.dtype, y.shape, y.stride(), t.dtype, t.shape, t.stride(), None, 1)

@@ -10,6 +10,7 @@ void bind_confusion(py::module_& m);
 void bind_accuracy_multi_k(py::module_& m);
 void bind_summary(py::module_& m);
 void bind_planner(py::module_& m);
+void bind_torch_accuracy_cache(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedmetrics CPU kernels";
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
   bind_accuracy_multi_k(m);
   bind_summary(m);
   bind_planner(m);
+  bind_torch_accuracy_cache(m);
 }

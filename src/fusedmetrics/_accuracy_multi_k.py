@@ -7,9 +7,9 @@ into its row of the result (no host synchronisation, nothing on another stream).
 """
 import numpy as np
 
-from . import _core, _layout
+from . import _accuracy, _core, _layout
 from ._accuracy import host_view
-from ._interop import is_device_array, unwrap
+from ._interop import is_device_array, is_torch_tensor, torch_host_view, unwrap
 
 _PLANS = _layout.PlanCache()  # one plan per call shape, as for accuracy
 
@@ -84,14 +84,16 @@ def _device_counts(y, t, ignore_label, ks, out):
     return out
 
 
-def _histogram(y, t, ignore_label, kmax):
+def _histogram(y, t, ignore_label, kmax, y_dtype=None):
+    """y_dtype: the scores' dtype when y is a view of another one (torch bfloat16 as int16)."""
     key = None
     if _layout.cacheable(y, t, ignore_label):
-        key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, ignore_label, kmax)
+        key = (y.dtype if y_dtype is None else y_dtype, y.shape, y.strides, t.dtype, t.shape, t.strides,
+               ignore_label, kmax)
         plan = _PLANS.get(key)
         if plan is not None:
             return plan.count(y, t)
-    y, t, y_code, t_code, view, has_ignore, ignore, copied = host_view(y, t, ignore_label)
+    y, t, y_code, t_code, view, has_ignore, ignore, copied = host_view(y, t, ignore_label, y_dtype)
     # A rank is at most C - 1: bins beyond C would stay empty.
     kmax = max(1, min(kmax, view.C))
     plan = _core.RankHistogramPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
@@ -110,12 +112,62 @@ def counts(y, t, ignore_label, ks, out):
         raise ValueError("y and t must be on the same device")
     if device:
         return _device_counts(y, t, ignore_label, ks, out)
+    if is_torch_tensor(y):
+        return _torch_host_counts(y, t, ignore_label, ks, out)
+    return _host_counts(y, t, ignore_label, ks, out)
+
+
+def _host_counts(y, t, ignore_label, ks, out, y_dtype=None):
     out = _check_out(out, len(ks))
-    hist = _histogram(y, t, ignore_label, max(ks))
+    hist = _histogram(y, t, ignore_label, max(ks), y_dtype)
     total = hist[-1]
     below = np.concatenate([[0], np.cumsum(hist[:-1])])  # below[r] = rows of rank < r
     result = np.array([[below[min(k, len(below) - 2)], total] for k in ks], dtype=np.int64)
     if out is None:
         return result
     out += result
+    return out
+
+
+def _torch_histogram_plan(y, t, ignore_label, kmax):
+    """The RankHistogramPlan of a torch (y, t) layout, False when the layout needs copies,
+    None when these tensors are misaligned (others of this layout may not be). Raises the
+    usual errors for bad dtypes and shapes."""
+    y_view, y_dtype = torch_host_view(y)
+    t_view = torch_host_view(t)[0]
+    _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
+    if copied:
+        return False if y_view.flags.aligned and t_view.flags.aligned else None
+    return _core.RankHistogramPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
+                                   has_ignore, ignore, max(1, min(kmax, view.C)))
+
+
+def _torch_host_counts(y, t, ignore_label, ks, out):
+    """CPU tensors (requires_grad, bfloat16 and strided ones included), as for a single k: a
+    torch int64 result, or the counts added into a torch (or numpy) int64 (len(ks), 2) out
+    on the host. Read in place through torch's DLPack exchange table where it serves the
+    call (see _accuracy.torch_exchange), else through numpy views of their memory."""
+    import torch  # already imported: y is a tensor
+
+    exchange = _accuracy.torch_exchange(torch) if type(y) is torch.Tensor else False
+    if exchange is not False:
+        counts = exchange.topk(y, t, ignore_label, ks, out)
+        if counts is None:  # a layout not seen yet
+            kmax = max(ks)
+            plan = _torch_histogram_plan(y, t, ignore_label, kmax)
+            if plan is not None:
+                exchange.remember_topk(y, t, ignore_label, kmax, plan)
+                counts = exchange.topk(y, t, ignore_label, ks, out)
+        if counts is not None and counts is not False:
+            return counts
+    y_view, y_dtype = torch_host_view(y)
+    t_view = torch_host_view(t)[0] if is_torch_tensor(t) else t
+    if out is None:
+        return torch.from_numpy(_host_counts(y_view, t_view, ignore_label, ks, None, y_dtype))
+    if not is_torch_tensor(out):
+        return _host_counts(y_view, t_view, ignore_label, ks, out, y_dtype)
+    if out.device.type != "cpu" or out.dtype != torch.int64 or tuple(out.shape) != (len(ks), 2):
+        raise ValueError("out must be an int64 array of shape (%d, 2) on y's device (the host); got dtype %s, "
+                         "shape %s on %s" % (len(ks), out.dtype, tuple(out.shape), out.device))
+    _host_counts(y_view, t_view, ignore_label, ks, out.numpy(), y_dtype)  # adds in place
     return out

@@ -101,6 +101,20 @@ inline void count_bin_words(const Bin* bins, int width, fm::cpu::PrivateTables t
   }
 }
 
+// Labels are prefetched this far ahead of the block being binned: measured on Zen 3
+// (int32 labels beyond the cache, one thread), 1-4 KiB ahead took 15-16 ms where
+// the hardware prefetcher alone took 18-22 ms for 2^24 samples (plain read: 11-16).
+constexpr int kPrefetchBytes = 4096;
+
+// Prefetches the lines of `width` labels kPrefetchBytes past `block`. Computed as
+// integers: past the array's end the address is only a hint (prefetches never fault).
+template <class X>
+inline void prefetch_ahead(const X* block, int width) {
+  const uintptr_t from = reinterpret_cast<uintptr_t>(block) + kPrefetchBytes;
+  for (uintptr_t b = 0; b < uintptr_t(width) * sizeof(X); b += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(from + b), _MM_HINT_T0);
+}
+
 // The LabelTallyFn for label types T (true) and P (predicted) of one lane width.
 template <class T, class P, class Bin, bool HasIgnore>
 bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_t C, int64_t ignore_label,
@@ -122,6 +136,8 @@ bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_
   __m256i ok = _mm256_set1_epi32(-1);
   int64_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
+    prefetch_ahead(t + i, kBlock);
+    prefetch_ahead(p + i, kBlock);
     vector_bins<T, P, Bin, HasIgnore>(t + i, p + i, kBlock, k, bins, ok);
     count_bin_words(bins, kBlock, tables);
   }

@@ -212,16 +212,20 @@ constexpr int64_t kMaxCountersInL1 = 8192;
 // Private tables up to this many counters per copy (16 MiB of uint32).
 constexpr int64_t kMaxPrivateCounters = int64_t(1) << 22;
 
+// Rotating copies of a table of `size` counters, for `share` samples per thread.
+int copies_for(int64_t size, int64_t share) {
+  if (kMaxCopies * size <= std::min(kMaxCountersInL1, share)) return kMaxCopies;
+  if (4 * size <= std::min(kMaxCopiedCounters, share)) return 4;
+  return 1;
+}
+
 // Counts with private tables: each thread tallies its share into its own zeroed
 // uint32 tables (spilling into int64 ones every g_spill_rows rows); only when no
 // sample was invalid are the tables added into the matrix.
 InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_t rows, int64_t n_threads,
                             int64_t* matrix) {
   const int64_t cells = call.a.C * call.a.C, size = cells + 1;
-  const int64_t share = rows / n_threads;
-  const int copies = kMaxCopies * size <= std::min(kMaxCountersInL1, share)   ? kMaxCopies
-                     : 4 * size <= std::min(kMaxCopiedCounters, share) ? 4
-                                                                             : 1;
+  const int copies = copies_for(size, rows / n_threads);
   const int64_t per_thread = copies * size;
   const TallyFn tally = select_tally(call);
   const LabelTallyFn label_tally = predict ? nullptr : select_label_tally(call);

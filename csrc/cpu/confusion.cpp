@@ -4,7 +4,7 @@
 // Two ways to keep "nothing is added on error" cheap:
 //  * matrices up to 2^22 cells with no more cells than samples: every thread
 //    tallies into its own zeroed uint32 tables (no atomics, no false sharing;
-//    4 rotating copies for small matrices, see PrivateTables), checking the
+//    8 or 4 rotating copies for small matrices, see PrivateTables), checking the
 //    labels as it goes; the tables are added into the matrix only when no sample
 //    was invalid. Labels are read in place by a loop typed per label dtype pair;
 //  * larger matrices (zeroing per-thread tables would cost more than the samples):
@@ -100,9 +100,6 @@ InvalidSample earliest(const std::vector<InvalidSample>& found) {
   return {};
 }
 
-// Copies of the private tables (see PrivateTables).
-constexpr int kCopies = 4;
-
 // Tallies rows [r0, r1) into a thread's private tables, reading labels of type T
 // (true) and P (predicted; int64 predictions of `predict` when there are scores)
 // in place. Returns the first invalid sample (tallying stops there: the caller
@@ -167,15 +164,60 @@ TallyFn select_tally(const ConfusionCall& call) {
   return with_label_type(call.a.t_code, [&](auto zero) { return tally_for_true_type<decltype(zero)>(call); });
 }
 
+// The active ISA's tally of contiguous integer labels (see LabelTallyFn), or
+// nullptr: with scores, strided labels, or a label pair and C no build handles.
+LabelTallyFn select_label_tally(const ConfusionCall& call) {
+#if defined(FM_HAVE_X86_KERNELS)
+  const AccuracyCall& a = call.a;
+  if (predicts_from_scores(call)) return nullptr;
+  const bool unit_steps = a.M == 1 ? a.ts_n == 1 && a.ys_n == 1 : a.ts_m == 1 && a.ys_m == 1;
+  if (!unit_steps) return nullptr;
+  const std::string isa = active_isa();
+  if (isa == "avx512") return select_label_tally_avx512(a.t_code, call.pred_code, a.C, a.has_ignore, a.ignore);
+  if (isa == "avx2") return select_label_tally_avx2(a.t_code, call.pred_code, a.C, a.has_ignore, a.ignore);
+#endif
+  return nullptr;
+}
+
+// Tallies rows [r0, r1) with a LabelTallyFn, one contiguous run at a time (the
+// whole range when the (N, M) labels are stored as one run). Returns the first
+// invalid sample, found by the checking walk once a run reports one.
+InvalidSample tally_label_runs(const ConfusionCall& call, LabelTallyFn tally, int64_t r0, int64_t r1,
+                               PrivateTables tables) {
+  const AccuracyCall& a = call.a;
+  const bool one_run = a.M == 1 || (a.ts_n == a.M && a.ys_n == a.M);
+  const auto* t_bytes = static_cast<const char*>(a.t);
+  const auto* p_bytes = static_cast<const char*>(a.y);
+  const int64_t t_size = label_itemsize(a.t_code), p_size = label_itemsize(call.pred_code);
+  for (int64_t r = r0; r < r1;) {
+    const RowIndex first = split_row(r, a.M);
+    const int64_t width = one_run ? r1 - r : std::min(r1 - r, a.M - first.m);
+    if (tally(t_bytes + t_row_offset(a, first) * t_size, p_bytes + y_row_offset(a, first) * p_size, width, a.C,
+              a.ignore, tables))
+      return first_invalid(call, r, r + width);
+    r += width;
+  }
+  return {};
+}
+
 // How often a thread moves its uint32 counters into int64 ones: no counter can
 // then pass 2^32 - 1. Settable (smaller) so tests reach the spill path.
 std::atomic<int64_t> g_spill_rows{int64_t(UINT32_MAX)};
 
 // Rotating copies pay off while they stay in L1/L2 and their zeroing is small
-// next to the samples.
+// next to the samples: 8 copies while they fit a 32 KiB L1 (measured: they help
+// runs of one bin, and cost uniform labels once past L1), else 4 up to 64 KiB.
 constexpr int64_t kMaxCopiedCounters = 16384;
+constexpr int64_t kMaxCountersInL1 = 8192;
 // Private tables up to this many counters per copy (16 MiB of uint32).
 constexpr int64_t kMaxPrivateCounters = int64_t(1) << 22;
+
+// Rotating copies of a table of `size` counters, for `share` samples per thread.
+int copies_for(int64_t size, int64_t share) {
+  if (kMaxCopies * size <= std::min(kMaxCountersInL1, share)) return kMaxCopies;
+  if (4 * size <= std::min(kMaxCopiedCounters, share)) return 4;
+  return 1;
+}
 
 // Counts with private tables: each thread tallies its share into its own zeroed
 // uint32 tables (spilling into int64 ones every g_spill_rows rows); only when no
@@ -183,9 +225,10 @@ constexpr int64_t kMaxPrivateCounters = int64_t(1) << 22;
 InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_t rows, int64_t n_threads,
                             int64_t* matrix) {
   const int64_t cells = call.a.C * call.a.C, size = cells + 1;
-  const int copies = kCopies * size <= std::min(kMaxCopiedCounters, rows / n_threads) ? kCopies : 1;
+  const int copies = copies_for(size, rows / n_threads);
   const int64_t per_thread = copies * size;
   const TallyFn tally = select_tally(call);
+  const LabelTallyFn label_tally = predict ? nullptr : select_label_tally(call);
   const int64_t spill_rows = std::max<int64_t>(1, g_spill_rows.load(std::memory_order_relaxed));
   std::unique_ptr<uint32_t[]> counts(new uint32_t[size_t(n_threads * per_thread)]);
   // Allocated here: a worker thread must not throw.
@@ -202,7 +245,8 @@ InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_
     const Range range = share_of(rows, n_threads, i);
     for (int64_t begin = range.begin; begin < range.end;) {
       const int64_t end = std::min(range.end, begin + spill_rows);
-      found[i] = tally(call, predict, begin, end, tables);
+      found[i] = label_tally ? tally_label_runs(call, label_tally, begin, end, tables)
+                             : tally(call, predict, begin, end, tables);
       if (found[i].row >= 0) return;
       begin = end;
       if (begin == range.end) break;

@@ -16,8 +16,9 @@ namespace fm::cpu {
 struct PrivateTables {
   uint32_t* counts;
   int64_t table_size;  // cells + 1
-  int copy_mask;       // copies - 1 (copies is 1 or 4)
+  int copy_mask;       // copies - 1 (copies is 1, 4 or kMaxCopies)
 };
+constexpr int kMaxCopies = 8;
 
 // The integer type bins are computed in: 32 bits when both labels fit (the bin
 // t * C + p < C * C + 1 <= 2^32 always fits when private tables are used), so
@@ -61,22 +62,39 @@ inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width,
   return bad != 0;
 }
 
+// The rotating copies' starts for eight consecutive samples (with fewer copies
+// the pattern repeats), so the counting loops index with a constant.
+struct CopyStarts {
+  uint32_t* at[kMaxCopies];
+  explicit CopyStarts(PrivateTables tables) {
+    for (int c = 0; c < kMaxCopies; ++c) at[c] = tables.counts + (c & tables.copy_mask) * tables.table_size;
+  }
+};
+
 // Counts bins into the rotating copies.
 inline void count_bins(const uint32_t* bins, int width, PrivateTables tables) {
-  uint32_t* counts = tables.counts;
-  const int64_t size = tables.table_size;
   if (tables.copy_mask == 0) {
-    for (int i = 0; i < width; ++i) ++counts[bins[i]];
+    for (int i = 0; i < width; ++i) ++tables.counts[bins[i]];
     return;
   }
+  const CopyStarts copy(tables);
   int i = 0;
-  for (; i + 4 <= width; i += 4) {
-    ++counts[bins[i]];
-    ++counts[size + bins[i + 1]];
-    ++counts[2 * size + bins[i + 2]];
-    ++counts[3 * size + bins[i + 3]];
-  }
-  for (; i < width; ++i) ++counts[(i & 3) * size + bins[i]];
+  for (; i + kMaxCopies <= width; i += kMaxCopies)
+    for (int c = 0; c < kMaxCopies; ++c) ++copy.at[c][bins[i + c]];
+  for (; i < width; ++i) ++copy.at[i % kMaxCopies][bins[i]];
 }
+
+// A whole tally of n contiguous samples (unit strides, both labels) into the
+// tables, as one ISA build writes it. Returns true when any non-ignored sample
+// is outside [0, C) (the caller then finds which one and discards the tables).
+using LabelTallyFn = bool (*)(const void* t, const void* p, int64_t n, int64_t C, int64_t ignore,
+                              PrivateTables tables);
+
+// The ISA builds' tallies for a label pair and C; nullptr where a build has none
+// (the typed loop of confusion.cpp then runs).
+#if defined(FM_HAVE_X86_KERNELS)
+LabelTallyFn select_label_tally_avx2(int t_code, int p_code, int64_t C, bool has_ignore, int64_t ignore);
+LabelTallyFn select_label_tally_avx512(int t_code, int p_code, int64_t C, bool has_ignore, int64_t ignore);
+#endif
 
 }  // namespace fm::cpu

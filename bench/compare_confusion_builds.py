@@ -1,0 +1,107 @@
+"""Same-run before/after of confusion_matrix from integer labels across builds.
+
+Two builds' _core modules cannot share one interpreter (pybind11 registers their types
+globally), so each build runs in its own process and the parent interleaves the calls:
+every round times each build once, then numpy's bincount (in the first build's process).
+Prints medians, ns per sample and the ratio to numpy.
+
+    python bench/compare_confusion_builds.py --builds main=/tmp/main_src,new=src \\
+        --cases uint8:10,int32:1000,uint8:19:runs --n 16777216 --repeat 9 --threads 2
+
+A build path is a directory holding a `fusedmetrics` package with its _core module (copy
+src/fusedmetrics of a checkout with the module built, e.g. main's, somewhere else).
+Patterns: `uniform` labels (the harness's), or `runs` (segmentation-like: runs of 64 equal
+true labels, predictions equal to them 90% of the time).
+"""
+import argparse
+import multiprocessing
+import sys
+import time
+
+import numpy as np
+
+
+def make_labels(dtype, C, n, pattern):
+    rng = np.random.default_rng(C * 7 + n)
+    if pattern == "runs":
+        t = np.repeat(rng.integers(0, C, n // 64 + 1), 64)[:n]
+        p = np.where(rng.random(n) < 0.9, t, rng.integers(0, C, n))
+    else:
+        t, p = rng.integers(0, C, n), rng.integers(0, C, n)
+    return t.astype(dtype), p.astype(dtype)
+
+
+def bincount(t, p, C):
+    return np.bincount(C * t.astype(np.int64) + p, minlength=C * C).reshape(C, C)
+
+
+def worker(path, threads, conn):
+    """Serves ("ours" | "numpy", case) requests with one timing each."""
+    sys.path.insert(0, path)
+    import fusedmetrics as fm
+    fm.set_num_threads(threads)
+    current = None
+    while True:
+        request = conn.recv()
+        if request is None:
+            return
+        kind, case = request
+        if current is None or current[0] != case:
+            t, p = make_labels(*case)
+            if not np.array_equal(fm.confusion_matrix(p, t, case[1]), bincount(t, p, case[1])):
+                raise AssertionError("%s: confusion_matrix differs from bincount for %s" % (path, case))
+            current = (case, t, p)
+        _, t, p = current
+        C = case[1]
+        start = time.perf_counter()
+        if kind == "ours":
+            fm.confusion_matrix(p, t, C)
+        else:
+            bincount(t, p, C)
+        conn.send(time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--builds", required=True, help="name=path,name=path")
+    parser.add_argument("--cases", default="uint8:10,uint8:19,uint8:100,int32:10,int32:19,int32:100,int32:1000",
+                        help="dtype:C[:uniform|runs],...")
+    parser.add_argument("--n", type=int, default=1 << 24)
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    builds = {}
+    for item in args.builds.split(","):
+        name, path = item.split("=", 1)
+        parent, child = context.Pipe()
+        context.Process(target=worker, args=(path, args.threads, child), daemon=True).start()
+        builds[name] = parent
+    first = next(iter(builds))
+
+    def timed(name, kind, case):
+        builds[name].send((kind, case))
+        return builds[name].recv()
+
+    print("N %d, %d rounds (+1 warm-up), %d threads; medians" % (args.n, args.repeat, args.threads))
+    for spec in args.cases.split(","):
+        dtype, C, *pattern = spec.split(":")
+        case = (dtype, int(C), args.n, pattern[0] if pattern else "uniform")
+        samples = {name: [] for name in list(builds) + ["numpy"]}
+        for round_ in range(args.repeat + 1):
+            times = {name: timed(name, "ours", case) for name in builds}
+            times["numpy"] = timed(first, "numpy", case)
+            if round_:
+                for name, s in times.items():
+                    samples[name].append(s)
+        med = {name: float(np.median(s)) for name, s in samples.items()}
+        cells = ["%s %7.2f ms %5.2f ns %5.1fx" % (name, med[name] * 1e3, med[name] * 1e9 / args.n,
+                                                  med["numpy"] / med[name]) for name in builds]
+        print("%-6s C=%-5s %-7s %s   numpy %7.2f ms" % (dtype, C, case[3], "   ".join(cells), med["numpy"] * 1e3),
+              flush=True)
+    for conn in builds.values():
+        conn.send(None)
+
+
+if __name__ == "__main__":
+    main()

@@ -177,6 +177,57 @@ def test_leaving_the_heuristic_pair_takes_a_ten_percent_win(planner, flat, chall
     assert chosen(plan) == (pairs[-1] if switches else pairs[0]), plan.planner_state()
 
 
+def confirm_with(case, times, after_rounds):
+    """Plans with fake `times`; once every pair has had its rounds, the pairs in
+    `after_rounds` take the times given there. Returns the plan."""
+    pairs = pairs_of(case)
+    _core._planner_set_fake_timings(times)
+    plan = case.plan()
+    for _ in range(MAX_CALLS):
+        case.count(plan)
+        state = plan.planner_state()
+        if state["phase"] == "decided":
+            return plan
+        if after_rounds and state["timed_calls"] == 3 * len(pairs):
+            _core._planner_set_fake_timings(dict(times, **after_rounds))
+    raise AssertionError("the plan did not decide: %s" % plan.planner_state())
+
+
+def test_a_win_is_confirmed_before_leaving_the_heuristic_pair(planner, flat):
+    # A 17% win in the rounds that holds in three more alternate timings of the two: taken,
+    # after exactly those six extra calls.
+    pairs = pairs_of(flat)
+    times = {p: 0.013 for p in pairs}
+    times[pairs[0]], times[pairs[-1]] = 0.012, 0.010
+    plan = confirm_with(flat, times, {})
+    assert chosen(plan) == pairs[-1], plan.planner_state()
+    assert plan.planner_state()["timed_calls"] == 3 * len(pairs) + 6
+
+
+def test_a_win_that_does_not_hold_up_keeps_the_heuristic_pair(planner, flat):
+    # The same rounds, then the heuristic pair turns out faster (its first timings were the
+    # noise): medians over six timings each, 0.010 against 0.01025, are not a 10% win.
+    pairs = pairs_of(flat)
+    times = {p: 0.013 for p in pairs}
+    times[pairs[0]], times[pairs[-1]] = 0.012, 0.010
+    plan = confirm_with(flat, times, {pairs[0]: 0.0085})
+    assert chosen(plan) == pairs[0], plan.planner_state()
+    d = fusedmetrics.planner_decisions()[plan.planner_state()["signature"]]
+    assert d["kernel"] + "@%d" % d["max_threads"] == pairs[0]
+
+
+def test_a_third_pair_does_not_win_on_a_failed_confirmation(planner, flat):
+    # The challenger fails its confirmation (slower in its last three timings); a third pair
+    # whose three timings beat the heuristic's by the margin is not taken unconfirmed.
+    pairs = pairs_of(flat)
+    if len(pairs) < 3:
+        pytest.skip("needs three pairs")
+    times = {p: 0.013 for p in pairs}
+    times[pairs[0]], times[pairs[-1]], times[pairs[1]] = 0.012, 0.010, 0.0105
+    plan = confirm_with(flat, times, {pairs[-1]: 0.0125})
+    assert chosen(plan) == pairs[0], plan.planner_state()
+
+
 def test_tied_fastest_pairs_choose_the_earlier(planner, flat):
     pairs = pairs_of(flat)
     if len(pairs) < 3:

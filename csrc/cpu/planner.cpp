@@ -29,6 +29,11 @@ constexpr double kDropRatio = 2.0;
 // processes, a shared VM) can rank two equal pairs either way, and a wrong switch
 // (seen: one thread chosen over two under contention) costs more than a missed 10%.
 constexpr double kSwitchMargin = 0.9;
+// Leaving the heuristic's pair is confirmed: when the rounds end with another pair
+// ahead, the two are timed this many more times each, alternately, and the switch
+// stands only if the challenger still wins by the margin over all its timings. One
+// noisy sample among three (seen: a 40% outlier on a shared VM) can fake a win.
+constexpr int kConfirmRounds = 3;
 // A plan that has made this many timed calls per pair and round decides anyway.
 constexpr int kMaxCallsPerPairRound = 4;
 
@@ -174,6 +179,7 @@ void KernelPlanner::rebuild() {
 
   signature_ = signature_of(shape_, num_threads_, active);
   chosen_ = 0;
+  challenger_ = -1;
   cursor_ = 0;
   overhead_s_ = planning_s_ = 0;
   timed_calls_ = 0;
@@ -222,8 +228,23 @@ KernelPlanner::Ticket KernelPlanner::next() {
   for (const auto& p : pairs_)
     if (!p.dropped) fewest = std::min(fewest, p.times.size());
   if (fewest >= size_t(kPlanRounds)) {
-    decide();
-    return run(chosen_, false);
+    if (challenger_ < 0) {
+      const int best = best_pair();
+      if (best == 0 || pairs_[0].dropped) {
+        decide();
+        return run(chosen_, false);
+      }
+      challenger_ = best;
+    }
+    const Pair& heuristic = pairs_[0];
+    const Pair& challenger = pairs_[challenger_];
+    const size_t confirmed = size_t(kPlanRounds + kConfirmRounds);
+    if (heuristic.dropped || challenger.dropped ||
+        (heuristic.times.size() >= confirmed && challenger.times.size() >= confirmed)) {
+      decide();
+      return run(chosen_, false);
+    }
+    return run(heuristic.times.size() <= challenger.times.size() ? 0 : challenger_, true);
   }
   for (size_t step = 0; step < pairs_.size(); ++step) {
     const size_t i = (cursor_ + step) % pairs_.size();
@@ -277,6 +298,10 @@ int KernelPlanner::best_pair() const {
 
 void KernelPlanner::decide() {
   chosen_ = best_pair();
+  // After a confirmation the choice is between the two pairs it timed: another pair,
+  // timed only in the rounds, does not win on the challenger's weaker figures.
+  if (challenger_ > 0 && !pairs_[0].dropped && !pairs_[challenger_].dropped)
+    chosen_ = median(pairs_[challenger_].times) < kSwitchMargin * median(pairs_[0].times) ? challenger_ : 0;
   phase_ = Phase::kDecided;
   Decision d;
   d.kernel = pairs_[chosen_].kernel.name;

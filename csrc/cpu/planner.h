@@ -108,6 +108,7 @@ class KernelPlanner {
   bool warmed_up_ = false;  // the first planning call runs untimed (see next())
   uint64_t epoch_ = 0;
   int chosen_ = 0;           // the pair count() runs when not exploring
+  int challenger_ = -1;      // the pair being confirmed against the heuristic's, or -1
   size_t cursor_ = 0;        // round-robin position
   double overhead_s_ = 0, planning_s_ = 0;
   int64_t timed_calls_ = 0;

@@ -7,8 +7,10 @@
 // lane takes its row's target key and class by a fixed cross-lane permute, and the
 // R rows' verdicts come out of one bit mask.
 //
-// Scores become integer order keys (semantics/accuracy_rule.h): class c ranks above
-// its row's target t iff key(c) > key(t) - (c < t), for NaN targets too.
+// Blocks whose targets are all numbers compare floats: class c ranks above its row's
+// target t iff !(x < v) for c < t, !(x <= v) for c > t (a NaN x ranks above). A block
+// with a NaN target uses integer order keys (semantics/accuracy_rule.h): c ranks above
+// t iff key(c) > key(t) - (c < t).
 //
 // Included by accuracy_avx2.cpp inside its anonymous namespace, after Widen8,
 // float32_order_keys, lanes_of and count_flat_rows_by_eights.
@@ -102,11 +104,32 @@ BlockLabels<R, Label> read_block_labels(const Label* labels, int64_t ts_n, int64
   return {_mm256_load_si256(reinterpret_cast<const __m256i*>(targets)), valid, ignored};
 }
 
+// The block's mask by order keys, for blocks with a NaN target (see the file comment).
+template <int V>
+uint64_t blocked_rows_above_by_keys(const __m256* x, __m256i at_lane, __m256i at_register, __m256i row_targets,
+                                    const __m256i* lane_row, const __m256i* lane_class) {
+  __m256i key[V];
+  for (int i = 0; i < V; ++i) key[i] = float32_order_keys(x[i]);
+  __m256i target_key = _mm256_permutevar8x32_epi32(key[0], at_lane);
+  for (int i = 1; i < V; ++i)
+    target_key = _mm256_blendv_epi8(target_key, _mm256_permutevar8x32_epi32(key[i], at_lane),
+                                    _mm256_cmpeq_epi32(at_register, _mm256_set1_epi32(i)));
+  uint64_t above = 0;
+  for (int i = 0; i < V; ++i) {
+    const __m256i row_key = _mm256_permutevar8x32_epi32(target_key, lane_row[i]);
+    const __m256i row_target = _mm256_permutevar8x32_epi32(row_targets, lane_row[i]);
+    const __m256i threshold = _mm256_add_epi32(row_key, _mm256_cmpgt_epi32(row_target, lane_class[i]));
+    above |= uint64_t(lanes_of(_mm256_cmpgt_epi32(key[i], threshold))) << (8 * i);
+  }
+  return above;
+}
+
 template <int Code, int C, class Label>
 fm::cpu::Counts count_blocked_rows(const fm::AccuracyCall& call, int64_t r0, int64_t r1) {
   using Storage = typename fm::LogitTraits<Code>::Storage;
   using Block = RowBlock<C>;
   constexpr int V = Block::V, R = Block::R;
+  constexpr int kRows = (1 << R) - 1;
   const int64_t ts_n = call.ts_n, ignore = call.ignore, k = call.k;
   const bool has_ignore = call.has_ignore;
   const auto* y = static_cast<const Storage*>(call.y);
@@ -128,21 +151,27 @@ fm::cpu::Counts count_blocked_rows(const fm::AccuracyCall& call, int64_t r0, int
   for (; r + R <= r1 && y + (r + R) * C <= end; r += R) {
     const Storage* block = y + r * C;
     const auto lab = read_block_labels<R, Label>(labels + r * ts_n, ts_n, C, has_ignore, ignore);
-    __m256i key[V];
-    for (int i = 0; i < V; ++i) key[i] = float32_order_keys(Widen8<Code>::load(block + 8 * i));
-    // Row r's target key, in lane r: its element r * C + t sits in register (r * C + t) / 8.
+    __m256 x[V];
+    for (int i = 0; i < V; ++i) x[i] = Widen8<Code>::load(block + 8 * i);
+    // Row r's target score, in lane r: its element r * C + t sits in register (r * C + t) / 8.
     const __m256i at = _mm256_add_epi32(row_start, lab.target);
     const __m256i at_lane = _mm256_and_si256(at, _mm256_set1_epi32(7)), at_register = _mm256_srli_epi32(at, 3);
-    __m256i target_key = _mm256_permutevar8x32_epi32(key[0], at_lane);
+    __m256 target = _mm256_permutevar8x32_ps(x[0], at_lane);
     for (int i = 1; i < V; ++i)
-      target_key = _mm256_blendv_epi8(target_key, _mm256_permutevar8x32_epi32(key[i], at_lane),
-                                      _mm256_cmpeq_epi32(at_register, _mm256_set1_epi32(i)));
+      target = _mm256_blendv_ps(target, _mm256_permutevar8x32_ps(x[i], at_lane),
+                                _mm256_castsi256_ps(_mm256_cmpeq_epi32(at_register, _mm256_set1_epi32(i))));
     uint64_t above = 0;
-    for (int i = 0; i < V; ++i) {
-      const __m256i row_key = _mm256_permutevar8x32_epi32(target_key, lane_row[i]);
-      const __m256i row_target = _mm256_permutevar8x32_epi32(lab.target, lane_row[i]);
-      const __m256i threshold = _mm256_add_epi32(row_key, _mm256_cmpgt_epi32(row_target, lane_class[i]));
-      above |= uint64_t(lanes_of(_mm256_cmpgt_epi32(key[i], threshold))) << (8 * i);
+    if (__builtin_expect((_mm256_movemask_ps(_mm256_cmp_ps(target, target, _CMP_UNORD_Q)) & kRows) == 0, 1)) {
+      // No NaN target: float compares do it (a NaN score ranks above, -0.0 == +0.0).
+      for (int i = 0; i < V; ++i) {
+        const __m256 v = _mm256_permutevar8x32_ps(target, lane_row[i]);
+        const __m256i before = _mm256_cmpgt_epi32(_mm256_permutevar8x32_epi32(lab.target, lane_row[i]), lane_class[i]);
+        const __m256 ranks_above = _mm256_blendv_ps(_mm256_cmp_ps(x[i], v, _CMP_NLE_UQ), _mm256_cmp_ps(x[i], v, _CMP_NLT_UQ),
+                                                    _mm256_castsi256_ps(before));
+        above |= uint64_t(uint32_t(_mm256_movemask_ps(ranks_above))) << (8 * i);
+      }
+    } else {
+      above = blocked_rows_above_by_keys<V>(x, at_lane, at_register, lab.target, lane_row, lane_class);
     }
     total += R - _mm_popcnt_u32(lab.ignored);
     if (k == 1) {

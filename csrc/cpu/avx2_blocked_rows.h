@@ -2,9 +2,9 @@
 // 8: a block of V = C / gcd(C, 8) score registers holds exactly R = 8 / gcd(C, 8)
 // whole rows (C = 3: 3 registers, 8 rows; C = 10: 5 registers, 4 rows). The per-row
 // work of the one-row-at-a-time kernel (a target load and broadcast, compares, mask
-// moves, a popcount) is done once per block: the R target keys are picked out of the
+// moves, a popcount) is done once per block: the R target scores are picked out of the
 // block's registers by permutes (a gather measured 1.5x slower on AMD Zen 3), each
-// lane takes its row's target key and class by a fixed cross-lane permute, and the
+// lane takes its row's target score and class by a fixed cross-lane permute, and the
 // R rows' verdicts come out of one bit mask.
 //
 // Blocks whose targets are all numbers compare floats: class c ranks above its row's

@@ -84,18 +84,22 @@ def _count_into(plan, y, t, out):
         out += counts
 
 
-def counts(y, t, num_classes, ignore_label, out):
-    """Adds the (C, C) counts of host y against host t into out (new when None)."""
+def counts(y, t, num_classes, ignore_label, out, y_dtype=None):
+    """Adds the (C, C) counts of host y against host t into out (new when None).
+    y_dtype: what y holds when it is a view of another dtype (torch bfloat16 read as
+    int16), else None."""
     key = None
     if _layout.cacheable(y, t, ignore_label):
-        key = (y.dtype, y.shape, y.strides, t.dtype, t.shape, t.strides, num_classes, ignore_label)
+        key = (y.dtype if y_dtype is None else y_dtype, y.shape, y.strides, t.dtype, t.shape, t.strides,
+               num_classes, ignore_label)
         plan = _PLANS.get(key)
         if plan is not None:
             out = _check_out(out, num_classes)
             _count_into(plan, y, t, out)
             return out
     y, t = _host_array(y, "y"), _host_array(t, "t")
-    pred_code, y_code, t_code = check_arrays(y.dtype, y.shape, t.dtype, t.shape, num_classes)
+    pred_code, y_code, t_code = check_arrays(y.dtype if y_dtype is None else y_dtype, y.shape, t.dtype, t.shape,
+                                             num_classes)
     has_ignore, ignore = _layout.ignore_value(ignore_label, t.dtype)
     out = _check_out(out, num_classes)
     y, t, view, copied = kernel_ready(

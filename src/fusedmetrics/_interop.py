@@ -30,6 +30,7 @@ __all__ = [
     "current_stream_ptr",
     "describe",
     "from_dlpack",
+    "host_readable",
     "is_cupy_array",
     "is_device_array",
     "is_torch_tensor",
@@ -153,6 +154,17 @@ def from_dlpack(obj):
     if device_type in (1, 3):  # kDLCPU, kDLCUDAHost
         return np.from_dlpack(obj)
     return require_cupy().from_dlpack(obj)
+
+
+def host_readable(x):
+    """(numpy array, dtype for the kernels) of a host input, read in place: a CPU
+    torch tensor through ``torch_host_view`` (bfloat16 as an int16 view: the dtype
+    says what it holds), another ``__dlpack__`` producer through ``from_dlpack``,
+    anything else as it is (the caller checks it)."""
+    if is_torch_tensor(x):
+        return torch_host_view(x)
+    x = from_dlpack(x)
+    return x, getattr(x, "dtype", None)
 
 
 def loaded_cupy():

@@ -24,8 +24,8 @@ small per-thread tables on the CPU).
 import numpy as np
 
 from . import _confusion_host, _snapshot
+from ._interop import from_dlpack, host_readable, is_torch_tensor, loaded_torch, to_host, unwrap
 from ._interop import is_device_array as _is_device
-from ._interop import to_host, unwrap
 
 __all__ = ["ConfusionMatrix", "confusion_matrix"]
 
@@ -65,17 +65,49 @@ def confusion_matrix(y, t, num_classes, ignore_label=None, *, out=None):
     nothing added to ``out``; on a GPU such samples are left out (see the module
     docstring). numpy in, numpy out; CuPy (``__cuda_array_interface__``) in, CuPy
     out on y's stream (CuPy's current one for CuPy arrays) without a host
-    synchronisation; a CUDA torch tensor in, a torch tensor out (no CuPy needed).
+    synchronisation; a torch tensor y (CPU or CUDA, any ``requires_grad``, bfloat16
+    too) in, a torch int64 tensor out on its device (no CuPy needed), or ``out``
+    itself (a torch or numpy int64 (C, C) on the host for a CPU tensor). Other
+    ``__dlpack__`` producers (JAX, ...) are read in place as numpy or CuPy arrays.
     """
     num_classes = _confusion_host.check_num_classes(num_classes)
     ignore_label = _check_ignore(ignore_label)
     if type(y) is np.ndarray and type(t) is np.ndarray:
         return _confusion_host.counts(y, t, num_classes, ignore_label, out)
-    y, t = unwrap(y), unwrap(t)
+    y, t = from_dlpack(unwrap(y)), from_dlpack(unwrap(t))
     if _same_device(y, t):
         from . import _device_confusion
         return _device_confusion.counts(y, t, num_classes, ignore_label, out, None)
-    return _confusion_host.counts(y, t, num_classes, ignore_label, out)
+    if is_torch_tensor(y):
+        return _torch_host_counts(y, t, num_classes, ignore_label, out)
+    return _host_counts(y, t, num_classes, ignore_label, out)
+
+
+def _host_counts(y, t, num_classes, ignore_label, out):
+    """Host inputs of any kind (numpy, CPU torch tensors, buffers) read in place."""
+    y, y_dtype = host_readable(y)
+    t = host_readable(t)[0]
+    return _confusion_host.counts(y, t, num_classes, ignore_label, out, y_dtype)
+
+
+def _torch_host_counts(y, t, num_classes, ignore_label, out):
+    """A CPU torch y: the counts as a torch int64 tensor (sharing the new matrix's
+    memory), or added into ``out``, a torch or numpy int64 (C, C) on the host."""
+    torch = loaded_torch()
+    if out is None:
+        return torch.from_numpy(_host_counts(y, t, num_classes, ignore_label, None))
+    if not is_torch_tensor(out):
+        return _host_counts(y, t, num_classes, ignore_label, out)
+    shape = (num_classes, num_classes)
+    if out.device.type != "cpu" or out.dtype != torch.int64 or tuple(out.shape) != shape:
+        raise ValueError("out must be an int64 tensor of shape %s on the host; got dtype %s, shape %s on %s"
+                         % (shape, out.dtype, tuple(out.shape), out.device))
+    try:
+        view = out.numpy()  # the tensor's memory: the counts land in it
+    except RuntimeError as exc:  # a lazy negation or conjugation: no plain memory to add into
+        raise ValueError("out must be a plain int64 tensor (no pending negation); %s" % exc) from None
+    _host_counts(y, t, num_classes, ignore_label, view)
+    return out
 
 
 def _check_state(matrix, invalid, num_classes, where):
@@ -171,7 +203,7 @@ class ConfusionMatrix:
     def update(self, y, t):
         """Adds the counts of one batch; returns self. A refused batch adds nothing and
         leaves the state where it was (a refused first device batch: on the host)."""
-        y, t = unwrap(y), unwrap(t)
+        y, t = from_dlpack(unwrap(y)), from_dlpack(unwrap(t))
         on_device = _same_device(y, t)
         if on_device and not self._device:
             if self._matrix.any() or int(self._invalid):
@@ -189,7 +221,7 @@ class ConfusionMatrix:
         elif on_device:
             self._device_update(y, t)
         else:
-            _confusion_host.counts(y, t, self.num_classes, self.ignore_label, self._matrix)
+            _host_counts(y, t, self.num_classes, self.ignore_label, self._matrix)
         return self
 
     def _device_update(self, y, t):

@@ -231,3 +231,32 @@ def test_cuda_binary_accuracy_needs_no_cupy_and_no_sync():
     side.synchronize()
     assert got.device.type == "cuda" and value.device.type == "cuda"
     np.testing.assert_array_equal(got.cpu().numpy(), _binary_reference(y.cpu(), t.cpu()))
+
+
+@pytest.mark.gpu
+def test_cuda_accumulator_keeps_torch_state_without_cupy(scores):
+    """torch CUDA updates on a side stream: the state is torch tensors on the device; merge,
+    state_dict/load_state_dict and compute work on torch's current stream."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    y, t = scores
+    side = torch.cuda.Stream()
+    acc = fm.ConfusionMatrix(C)
+    with torch.cuda.stream(side):
+        acc.update(y.cuda(), t.cuda())
+        assert isinstance(acc.matrix, torch.Tensor) and acc.matrix.is_cuda
+        other = fm.ConfusionMatrix(C).update(y[:50].cuda(), t[:50].cuda())
+        acc.merge(other)
+        acc.merge(fm.ConfusionMatrix(C).update(y[:10].numpy(), t[:10].numpy()))  # host state into torch state
+    expected = _matrix_reference(y, t, C) + _matrix_reference(y[:50], t[:50], C) + _matrix_reference(y[:10], t[:10], C)
+    np.testing.assert_array_equal(acc.compute(), expected)
+    state = acc.state_dict()
+    fresh = fm.ConfusionMatrix(C).update(y[:1].cuda(), t[:1].cuda())
+    fresh.load_state_dict(state)
+    assert isinstance(fresh.matrix, torch.Tensor)
+    np.testing.assert_array_equal(fresh.compute(), expected)
+    bad = t.clone()
+    bad[0] = C
+    acc.update(y.cuda(), bad.cuda())  # on the device: counted in invalid, raised by compute
+    with pytest.raises(ValueError, match="outside"):
+        acc.compute()

@@ -135,8 +135,9 @@ class ConfusionMatrix:
     ``invalid`` instead of raising, and ``compute()`` raises for them. On the host
     they raise in ``update`` (nothing is added), so ``invalid`` stays 0.
 
-    ``matrix``: the int64 (C, C) counts on the state's device; ``invalid``: a
-    0-d int64 array there. ``merge(other)`` adds another accumulator's counts.
+    ``matrix``: the int64 (C, C) counts on the state's device (a torch tensor when
+    the first device update was a torch tensor, else a CuPy array; numpy on the
+    host, whatever the host input); ``invalid``: a 0-d int64 array there. ``merge(other)`` adds another accumulator's counts.
     ``state_dict()``/``load_state_dict()`` and ``serialize(serializer)`` (Chainer
     snapshots: keys ``matrix`` and ``invalid``) save and restore them.
     """
@@ -168,20 +169,40 @@ class ConfusionMatrix:
 
     def _to_device(self, array):
         """Zero state on the device of ``array``, allocated and zeroed on its launch
-        stream (the host state it replaces is zero: ``update`` checks)."""
+        stream (the host state it replaces is zero: ``update`` checks). torch tensors
+        get torch state (torch users need no CuPy), anything else CuPy state."""
         from ._device_streams import zeros
         from ._interop import describe
         d = describe(array, "y")
         c = self.num_classes
-        self._matrix = zeros((c, c), d.device_id, d.stream_ptr)
-        self._invalid = zeros((), d.device_id, d.stream_ptr)
+        if is_torch_tensor(array):  # torch's current stream of the device is the launch stream
+            torch = loaded_torch()
+            self._matrix = torch.zeros((c, c), dtype=torch.int64, device=array.device)
+            self._invalid = torch.zeros((), dtype=torch.int64, device=array.device)
+        else:
+            self._matrix = zeros((c, c), d.device_id, d.stream_ptr)
+            self._invalid = zeros((), d.device_id, d.stream_ptr)
         self._device = True
         self._device_id, self._writer, self._launch_streams = d.device_id, d.stream_ptr, set()
 
+    def _torch_state(self):
+        return self._device and is_torch_tensor(self._matrix)
+
     def _current_stream(self):
-        """CuPy's current stream of the state's device: where merge, load and reads run."""
+        """The current stream of the state's framework (torch's or CuPy's) on its device:
+        where merge, load and reads run."""
+        if self._torch_state():
+            return loaded_torch().cuda.current_stream(self._device_id).cuda_stream
         from ._interop import current_stream_ptr, require_cupy
         return current_stream_ptr(require_cupy(), self._device_id)
+
+    def _as_state_array(self, x):
+        """x (host or device, any framework) as an array of the state's framework on
+        its device, for the current stream's arithmetic."""
+        if self._torch_state():
+            return loaded_torch().as_tensor(x, device=self._matrix.device)
+        import cupy
+        return cupy.asarray(x)
 
     def _order_before(self, stream):
         """Orders ``stream`` after every write into the device state (no host sync)."""
@@ -253,13 +274,12 @@ class ConfusionMatrix:
             raise ValueError("ConfusionMatrix.merge: num_classes %d and %d differ"
                              % (self.num_classes, other.num_classes))
         if self._device:
-            import cupy
             stream = self._current_stream()
             self._order_before(stream)
             if other._device:
                 other._order_before(stream)
-            self._matrix += cupy.asarray(other._matrix)
-            self._invalid += cupy.asarray(other._invalid)
+            self._matrix += self._as_state_array(other._matrix)
+            self._invalid += self._as_state_array(other._invalid)
             self._rewritten_on(stream)
         elif other._device:
             matrix, invalid = other._host_state()
@@ -291,10 +311,9 @@ class ConfusionMatrix:
 
     def _replace(self, matrix, invalid):
         if self._device:
-            import cupy
             stream = self._current_stream()
             self._order_before(stream)  # no launch may add into what is being replaced
-            self._matrix[...] = cupy.asarray(matrix)
+            self._matrix[...] = self._as_state_array(matrix)
             self._invalid[...] = invalid
             self._rewritten_on(stream)
         else:

@@ -190,7 +190,9 @@ def test_binary_accuracy_requires_grad_out_and_mixed_inputs():
     fm.binary_accuracy_counts(y, t.numpy(), out=out)   # numpy labels beside a torch y
     np.testing.assert_array_equal(out.numpy(), 2 * _binary_reference(y, t))
     assert y.grad is None
-    np.testing.assert_array_equal(fm.binary_accuracy_counts(y.detach().numpy(), t).numpy(), _binary_reference(y, t))
+    host = fm.binary_accuracy_counts(y.detach().numpy(), t)  # y's framework decides: numpy
+    assert isinstance(host, np.ndarray)
+    np.testing.assert_array_equal(host, _binary_reference(y, t))
     all_ignored = torch.full((5,), -1)
     assert float(fm.binary_accuracy(y[:5], all_ignored)) == 0.0
     # The numpy path and the torch path agree, as does Chainer's rule on the numpy side.
@@ -216,6 +218,23 @@ def test_binary_accuracy_numpy_out_beside_cpu_tensors():
     out = np.ones(2, np.int64)
     assert fm.binary_accuracy_counts(y, t, out=out) is out
     np.testing.assert_array_equal(out, 1 + _binary_reference(y, t))
+
+
+@pytest.mark.parametrize("fdtype", FLOATS, ids=str)
+@pytest.mark.parametrize("ldtype", LABELS, ids=str)
+def test_torch_operations_path_on_cpu_tensors(fdtype, ldtype):
+    """The torch-operations count that CUDA tensors take, run here on CPU tensors."""
+    from fusedmetrics import _binary_accuracy
+    g = torch.Generator().manual_seed(5)
+    y = torch.randn(4, 33, generator=g).to(fdtype)
+    y[0, :3] = torch.tensor([-0.0, float("nan"), float("inf")])
+    low = -1 if ldtype.is_signed else 0
+    t = torch.randint(low, 3, (4, 33), generator=g).to(ldtype)
+    got = _binary_accuracy._torch_counts(y.requires_grad_(), t, None)
+    np.testing.assert_array_equal(got.numpy(), _binary_reference(y, t))
+    out = torch.ones(2, dtype=torch.int64)
+    assert _binary_accuracy._torch_counts(y, t, out) is out
+    np.testing.assert_array_equal(out.numpy(), 1 + _binary_reference(y, t))
 
 
 @pytest.mark.gpu

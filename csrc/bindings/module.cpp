@@ -11,6 +11,7 @@ void bind_accuracy_multi_k(py::module_& m);
 void bind_summary(py::module_& m);
 void bind_planner(py::module_& m);
 void bind_torch_accuracy_cache(py::module_& m);
+void bind_binary_accuracy(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedmetrics CPU kernels";
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
   bind_summary(m);
   bind_planner(m);
   bind_torch_accuracy_cache(m);
+  bind_binary_accuracy(m);
 }

@@ -226,3 +226,34 @@ def test_per_batch_matches_chainer_classification_summary_where_defined(seed, be
         assert defined.any()
         numpy.testing.assert_allclose(got[key][defined], w[defined], rtol=1e-14)
     numpy.testing.assert_array_equal(got["support"], want[3])
+
+
+def test_matrix_from_torch_and_dlpack_producers():
+    """A torch tensor (as confusion_matrix returns for torch input) and a DLPack-only producer
+    give the same scores as the numpy matrix."""
+    rng = numpy.random.default_rng(11)
+    m = rng.integers(0, 50, (5, 5)).astype(numpy.int64)
+
+    class DLPackOnly:
+        def __init__(self, a):
+            self._a = a
+
+        def __dlpack__(self, **kwargs):
+            return self._a.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return self._a.__dlpack_device__()
+
+    inputs = [DLPackOnly(m)]
+    try:
+        import torch
+        inputs.append(torch.from_numpy(m))
+    except ImportError:
+        pass
+    expected_seg, expected_cls = fusedmetrics.segmentation_scores(m), fusedmetrics.classification_scores(m)
+    for x in inputs:
+        seg, cls = fusedmetrics.segmentation_scores(x), fusedmetrics.classification_scores(x)
+        for k in expected_seg:
+            numpy.testing.assert_array_equal(seg[k], expected_seg[k])
+        for k in expected_cls:
+            numpy.testing.assert_array_equal(cls[k], expected_cls[k])

@@ -14,13 +14,14 @@ import numbers
 
 import numpy
 
-from ._interop import is_device_array, to_host
+from ._interop import from_dlpack, is_device_array, is_torch_tensor, to_host, unwrap
 
 _AVERAGES = (None, "micro", "macro", "weighted")
 
 
 def _host_matrix(matrix):
-    if is_device_array(matrix):
+    matrix = from_dlpack(unwrap(matrix))  # JAX and other DLPack producers too
+    if is_device_array(matrix) or is_torch_tensor(matrix):
         matrix = to_host(matrix)
     m = numpy.asarray(matrix)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:

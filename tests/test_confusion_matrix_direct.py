@@ -2,7 +2,8 @@
 the matrix only once every sample was valid. Against numpy int64 bincount, on both sides of
 the C * C == N switch, for every label dtype, with ignored samples, invalid labels at the
 first, middle and last positions (out unchanged), strided and image layouts, float32 scores,
-1 and 2 threads, and calls longer than one bin buffer (labels then checked first)."""
+1 and 2 threads, and calls longer than one bin buffer (labels then checked first); the binning
+on every CPU ISA (the `isa` fixture)."""
 import numpy as np
 import pytest
 
@@ -53,7 +54,7 @@ def _name(dtype):
 
 
 @pytest.mark.parametrize("dtype", LABELS, ids=_name)
-def test_both_sides_of_cells_equal_samples(threads, dtype):
+def test_both_sides_of_cells_equal_samples(isa, threads, dtype):
     """N = C*C - 1 (direct), C*C and C*C + 1 (private tables): the same counts."""
     rng = np.random.default_rng(np.dtype(dtype).num)
     for C in [2, 3, 31, 100]:
@@ -67,7 +68,7 @@ def test_both_sides_of_cells_equal_samples(threads, dtype):
 
 @pytest.mark.parametrize("t_dtype", LABELS, ids=lambda d: "t_" + _name(d))
 @pytest.mark.parametrize("p_dtype", [np.int64, np.uint8, np.int16, np.uint32], ids=lambda d: "p_" + _name(d))
-def test_label_pairs_large_matrix(t_dtype, p_dtype):
+def test_label_pairs_large_matrix(isa, t_dtype, p_dtype):
     """C = 1000 (255 where a dtype cannot hold it) with N far below C * C, odd lengths."""
     rng = np.random.default_rng(np.dtype(t_dtype).num * 13 + np.dtype(p_dtype).num)
     C = min(1000, int(np.iinfo(t_dtype).max), int(np.iinfo(p_dtype).max))
@@ -79,7 +80,7 @@ def test_label_pairs_large_matrix(t_dtype, p_dtype):
 
 
 @pytest.mark.parametrize("dtype", LABELS, ids=_name)
-def test_invalid_first_middle_last_leaves_out_unchanged(threads, dtype):
+def test_invalid_first_middle_last_leaves_out_unchanged(isa, threads, dtype):
     """The earliest invalid sample is named (a later one too: in the other thread's share
     with 2 threads), and nothing is added."""
     rng = np.random.default_rng(np.dtype(dtype).num + 50)
@@ -103,7 +104,7 @@ def test_invalid_first_middle_last_leaves_out_unchanged(threads, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint16, np.int64, np.uint64], ids=_name)
-def test_ignored_samples_skip_even_invalid_predictions(threads, dtype):
+def test_ignored_samples_skip_even_invalid_predictions(isa, threads, dtype):
     rng = np.random.default_rng(7)
     C = 120
     n = TWO_THREADS_N
@@ -123,7 +124,7 @@ def test_ignored_samples_skip_even_invalid_predictions(threads, dtype):
     np.testing.assert_array_equal(out, before)
 
 
-def test_strided_reversed_and_image_layouts(threads):
+def test_strided_reversed_and_image_layouts(isa, threads):
     rng = np.random.default_rng(8)
     C = 300
     t = _labels(rng, (6, 37, 41), C, np.int32)
@@ -196,7 +197,7 @@ def test_calls_longer_than_the_bin_buffer(threads, direct_rows, rows):
         t[where] = saved
 
 
-def test_out_of_range_label_values_that_wrap_in_32_bits():
+def test_out_of_range_label_values_that_wrap_in_32_bits(isa):
     """Labels whose low 32 (or 16) bits are in range must still be invalid."""
     C = 1000
     t = np.arange(500, dtype=np.int64) % C

@@ -15,13 +15,19 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "cpu/confusion_tally.h"
+#include "cpu/cpu_features.h"
 #include "cpu/row_shares.h"
 #include "cpu/thread_pool.h"
 #include "semantics/dtypes.h"
+
+namespace {
+#include "cpu/confusion_direct_bins.h"
+}  // namespace
 
 namespace fm::cpu {
 namespace {
@@ -36,96 +42,6 @@ std::atomic<int64_t> g_direct_rows{kDirectRows};
 // 64 was best or as good.
 constexpr int64_t kPrefetchBins = 64;
 
-// The bin of a skipped sample (ignored or invalid): all ones, beyond every cell
-// (C * C <= 65535^2 < 2^32 - 1 for uint32 bins).
-template <class Bin>
-constexpr Bin kSkipped = ~Bin(0);
-
-// Bins of `width` samples (t[i * ts], p[i * ps]): t * C + p, or kSkipped.
-// Returns true when a non-ignored sample is outside [0, C). The range check runs
-// in 32 bits when both labels fit (so the loop packs more lanes), else in 64; the
-// bin itself fits Bin once both labels are known to be < C.
-template <bool HasIgnore, class Bin, class T, class P>
-inline bool bins_of_block(const T* t, int64_t ts, const P* p, int64_t ps, int width, int64_t C,
-                          IgnoreAs<T> ignore, Bin* bins) {
-  using Check = std::conditional_t<(sizeof(T) <= 4 && sizeof(P) <= 4 && sizeof(Bin) == 4), uint32_t, uint64_t>;
-  const Check c = Check(C);
-  Check bad = 0;
-  for (int i = 0; i < width; ++i) {
-    const T ti = t[i * ts];
-    const Check tw = Check(int64_t(ti)), pw = Check(int64_t(p[i * ps]));
-    const Check in = Check(tw < c) & Check(pw < c);
-    const Check skip = HasIgnore ? Check(ti == ignore.value) : Check(0);
-    bad |= ~in & ~skip & 1;
-    bins[i] = (in & ~skip & 1) ? Bin(tw) * Bin(c) + Bin(pw) : kSkipped<Bin>;
-  }
-  return bad != 0;
-}
-
-// Bins rows [r0, r1) into bins[0, r1 - r0), or, with bins == nullptr, only checks
-// their labels (scores are then not read: their predictions are always valid).
-// Returns the first invalid sample.
-template <bool HasIgnore, class Bin, class T, class P>
-InvalidSample bin_rows(const ConfusionCall& call, PredictFn predict, int64_t r0, int64_t r1, Bin* bins) {
-  const AccuracyCall& a = call.a;
-  const IgnoreAs<T> ignore = ignore_as<T>(a.has_ignore, a.ignore);
-  const bool scores = predict != nullptr;
-  // Flat rows (M == 1) form one run across n; so do (N, M) labels stored as one
-  // run. Blocks of predicted samples stay inside one n (see PredictFn).
-  const bool one_run = a.M == 1 || (!scores && a.ts_n == a.M * a.ts_m && a.ys_n == a.M * a.ys_m);
-  const int64_t t_step = a.M == 1 ? a.ts_n : a.ts_m, y_step = a.M == 1 ? a.ys_n : a.ys_m;
-  int64_t predicted[kConfusionBlock] = {};  // all 0 (valid) when only checking
-  Bin scratch[kConfusionBlock];
-  for (int64_t r = r0; r < r1;) {
-    const RowIndex first = split_row(r, a.M);
-    const int64_t run = one_run ? r1 - r : a.M - first.m;
-    const int width = int(std::min<int64_t>({kConfusionBlock, r1 - r, run}));
-    const T* t = static_cast<const T*>(a.t) + t_row_offset(a, first);
-    const P* p;
-    int64_t p_step;
-    if constexpr (std::is_same_v<P, int64_t>) {
-      if (scores && bins) predict(call, first, width, predicted);
-      p = scores ? predicted : static_cast<const P*>(a.y) + y_row_offset(a, first);
-      p_step = scores ? 1 : y_step;
-    } else {
-      p = static_cast<const P*>(a.y) + y_row_offset(a, first);
-      p_step = y_step;
-    }
-    Bin* out = bins ? bins + (r - r0) : scratch;
-    // Unit strides get their own (vectorised) copy of the loop.
-    const bool bad = t_step == 1 && p_step == 1
-                         ? bins_of_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, out)
-                         : bins_of_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, out);
-    if (bad) {
-      for (int i = 0; i < width; ++i) {
-        const int64_t ti = int64_t(t[i * t_step]), pi = int64_t(p[i * p_step]);
-        if (confusion_bin(ti, pi, a.C, a.has_ignore, a.ignore) == kBinInvalid) return {r + i, ti, pi};
-      }
-    }
-    r += width;
-  }
-  return {};
-}
-
-template <class Bin>
-using BinRowsFn = InvalidSample (*)(const ConfusionCall&, PredictFn, int64_t, int64_t, Bin*);
-
-template <class Bin, class T>
-BinRowsFn<Bin> bin_rows_for_true_type(const ConfusionCall& call) {
-  const bool ignore = ignore_as<T>(call.a.has_ignore, call.a.ignore).active;
-  if (predicts_from_scores(call))
-    return ignore ? bin_rows<true, Bin, T, int64_t> : bin_rows<false, Bin, T, int64_t>;
-  return with_label_type(call.pred_code, [&](auto zero) -> BinRowsFn<Bin> {
-    using P = decltype(zero);
-    return ignore ? bin_rows<true, Bin, T, P> : bin_rows<false, Bin, T, P>;
-  });
-}
-
-// Adds the bins in [lo, hi) into the matrix. Other bins (another thread's cells,
-// kSkipped) add 0 to cell lo instead: which bins are whose is random, so a branch
-// would mispredict. The cells of bins kPrefetchBins ahead are prefetched (the
-// bins are known in advance, unlike in a plain increment loop), so more of the
-// cache misses overlap.
 // Adds the bins into the matrix, kSkipped ones as 0 into cell 0: whether a sample
 // was skipped (ignored) is random, so a branch would mispredict. The cells of bins
 // kPrefetchBins ahead are prefetched: the bins are known in advance (unlike in a
@@ -135,8 +51,10 @@ void add_bins(const Bin* bins, int64_t n, Bin cells, int64_t* matrix) {
   auto add = [&](Bin bin) {
     int64_t one = bin < cells;
     Bin at = bin & (Bin(0) - Bin(one));
+#if defined(__GNUC__)
     // Hides that `one` may be 0: the compiler would skip the add with a branch.
     asm("" : "+r"(one), "+r"(at));
+#endif
     matrix[at] += one;
   };
   int64_t i = 0;
@@ -161,13 +79,25 @@ void run_tasks(int64_t n, const std::function<void(int)>& task) {
   else parallel_for(int(n), task);
 }
 
+// The binning for this call: the AVX2 build's when the CPU runs it (uint32 bins;
+// uint64 bins, for C > 65535, only in the portable build).
+template <class Bin>
+BinRowsFn<Bin> select_binning(const ConfusionCall& call) {
+#if defined(FM_HAVE_X86_KERNELS)
+  if constexpr (std::is_same_v<Bin, uint32_t>) {
+    const std::string isa = active_isa();
+    if (isa == "avx2" || isa == "avx512") return select_direct_bins_avx2(call);
+  }
+#endif
+  return select_bin_rows<Bin>(call);
+}
+
 template <class Bin>
 InvalidSample count_direct_with(const ConfusionCall& call, PredictFn predict, int64_t bin_threads,
                                 int64_t* matrix) {
   const AccuracyCall& a = call.a;
   const int64_t rows = a.N * a.M, cells = a.C * a.C;
-  const BinRowsFn<Bin> bin =
-      with_label_type(a.t_code, [&](auto zero) { return bin_rows_for_true_type<Bin, decltype(zero)>(call); });
+  const BinRowsFn<Bin> bin = select_binning<Bin>(call);
   const int64_t chunk = std::min(rows, std::max<int64_t>(1, g_direct_rows.load(std::memory_order_relaxed)));
   std::vector<InvalidSample> found(bin_threads);
   if (chunk < rows) {  // the bins will be added chunk by chunk: check everything first

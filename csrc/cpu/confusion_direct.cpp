@@ -59,9 +59,11 @@ void add_bins(const Bin* bins, int64_t n, Bin cells, int64_t* matrix) {
   };
   int64_t i = 0;
   for (; i < n - kPrefetchBins; ++i) {
+#if defined(__GNUC__)
     // An address only: a kSkipped bin's is far outside the matrix, which a prefetch tolerates.
     __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(matrix) +
                                                      uintptr_t(bins[i + kPrefetchBins]) * sizeof(int64_t)), 1);
+#endif
     add(bins[i]);
   }
   for (; i < n; ++i) add(bins[i]);

@@ -14,6 +14,7 @@
 #include "bindings/accuracy_call_checks.h"
 #include "bindings/buffer_checks.h"
 #include "cpu/confusion.h"
+#include "cpu/confusion_direct.h"
 #include "cpu/cpu_features.h"
 #include "semantics/dtypes.h"
 
@@ -103,4 +104,6 @@ void bind_confusion(py::module_& m) {
       .def("count", &ConfusionPlan::count, py::arg("y"), py::arg("t"), py::arg("out"));
   m.def("_set_confusion_spill_rows", &fm::cpu::set_confusion_spill_rows, py::arg("rows"),
         "Testing hook: rows per thread between moves of the uint32 counters into int64 ones (<= 0: default).");
+  m.def("_set_confusion_direct_rows", &fm::cpu::set_confusion_direct_rows, py::arg("rows"),
+        "Testing hook: rows binned at a time when C * C > N (more: labels checked first; <= 0: default).");
 }

@@ -8,11 +8,11 @@
 //    labels as it goes; the tables are added into the matrix only when no sample
 //    was invalid. Labels are read in place by a loop typed per label dtype pair;
 //  * larger matrices (zeroing per-thread tables would cost more than the samples):
-//    a first pass checks the labels alone (a small read next to the scores), then
-//    the threads tally straight into the matrix, with relaxed atomic adds when
-//    there is more than one.
+//    the samples are binned into a buffer first and the bins added into the
+//    matrix once all were valid (confusion_direct.cpp).
 // Integer counts are order-independent, so both give the same exact result.
 #include "cpu/confusion.h"
+#include "cpu/confusion_direct.h"
 #include "cpu/confusion_tally.h"
 
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cpu/cpu_features.h"
+#include "cpu/row_shares.h"
 #include "cpu/thread_pool.h"
 #include "semantics/dtypes.h"
 
@@ -38,16 +39,6 @@ void load_labels(const void* base, int code, int64_t offset, int64_t stride, int
     for (int i = 0; i < width; ++i) out[i] = static_cast<int64_t>(p[i * stride]);
     return 0;
   });
-}
-
-struct Range {
-  int64_t begin, end;
-};
-
-Range share_of(int64_t rows, int64_t n_threads, int64_t i) {
-  const int64_t share = rows / n_threads, extra = rows % n_threads;  // rows * i could overflow
-  const int64_t begin = i * share + (i < extra ? i : extra);
-  return {begin, begin + share + (i < extra)};
 }
 
 // Walks rows [r0, r1) in blocks (inside one batch index n when M > 1); for each block
@@ -279,20 +270,6 @@ InvalidSample count_private(const ConfusionCall& call, PredictFn predict, int64_
   return {};
 }
 
-// Tallies rows [r0, r1) of a checked call straight into the matrix.
-void tally_direct(const ConfusionCall& call, PredictFn predict, int64_t r0, int64_t r1, int64_t* matrix,
-                  bool atomic) {
-  const AccuracyCall& a = call.a;
-  walk_blocks(call, predict, true, r0, r1, [&](int64_t, int width, const int64_t* t, const int64_t* p) {
-    for (int i = 0; i < width; ++i) {
-      const int64_t bin = confusion_bin(t[i], p[i], a.C, a.has_ignore, a.ignore);
-      if (bin < 0) continue;
-      if (atomic) __atomic_fetch_add(matrix + bin, int64_t(1), __ATOMIC_RELAXED);
-      else ++matrix[bin];
-    }
-  });
-}
-
 }  // namespace
 
 void set_confusion_spill_rows(int64_t rows) {
@@ -324,23 +301,7 @@ InvalidSample count_confusion(const ConfusionCall& call, PredictFn predict, int6
   if (cells + 1 <= kMaxPrivateCounters && cells <= rows)
     return count_private(call, predict, rows, std::max<int64_t>(1, std::min(n_threads, rows / cells)), matrix);
 
-  std::vector<InvalidSample> found(n_threads);
-  // Check first (labels only), then tally into the matrix.
-  auto check = [&](int i) {
-    const Range range = share_of(rows, n_threads, i);
-    found[i] = first_invalid(call, range.begin, range.end);
-  };
-  if (n_threads == 1) check(0);
-  else parallel_for(int(n_threads), check);
-  const InvalidSample bad = earliest(found);
-  if (bad.row >= 0) return bad;
-  auto tally = [&](int i) {
-    const Range range = share_of(rows, n_threads, i);
-    tally_direct(call, predict, range.begin, range.end, matrix, n_threads > 1);
-  };
-  if (n_threads == 1) tally(0);
-  else parallel_for(int(n_threads), tally);
-  return {};
+  return count_direct(call, predict, n_threads, matrix);
 }
 
 }  // namespace fm::cpu

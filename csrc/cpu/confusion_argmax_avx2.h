@@ -76,16 +76,22 @@ inline __m256 all_lanes_max(__m256 v) {
 
 // Rows of 8 * (Vectors - 1) < C <= 8 * Vectors classes: the whole row in registers,
 // no loop inside a row, so out-of-order execution overlaps consecutive rows.
+// With Vectors >= 2 (C > 8) the last vector is the row's last 8 classes, loaded at
+// row + C - 8: it overlaps the vector before it but never leaves the row, so no
+// masked load and no -inf fill. Its hit bits, shifted by C - 8, land on the same
+// class indices as the overlapped lanes' bits, so the lowest set bit is still the
+// first maximum. A row of C <= 8 takes a masked load with -inf past the row.
 template <int Vectors>
 void predict_short_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, int width, int64_t* pred) {
   const float* base = static_cast<const float*>(call.a.y) + fm::y_row_offset(call.a, first);
   const int64_t step = sample_stride(call.a), C = call.a.C;
-  const __m256i tail_lanes = first_lanes(C - 8 * (Vectors - 1));  // 1..8 lanes
+  const __m256i tail_lanes = first_lanes(C);  // used for Vectors == 1 only (C <= 8 lanes)
+  const int last_at = int(C) - 8;             // the last vector's first class (Vectors >= 2)
   for (int i = 0; i < width; ++i) {
     const float* row = base + i * step;
     __m256 x[Vectors];
     for (int k = 0; k + 1 < Vectors; ++k) x[k] = _mm256_loadu_ps(row + 8 * k);
-    x[Vectors - 1] = load_tail(row + 8 * (Vectors - 1), tail_lanes);
+    x[Vectors - 1] = Vectors == 1 ? load_tail(row, tail_lanes) : _mm256_loadu_ps(row + last_at);
     __m256 m = x[0], unordered = _mm256_cmp_ps(x[0], x[Vectors - 1], _CMP_UNORD_Q);
     for (int k = 1; k < Vectors; ++k) {
       m = _mm256_max_ps(x[k], m);
@@ -93,8 +99,10 @@ void predict_short_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex fir
     }
     const __m256 best = all_lanes_max(m);
     uint32_t hits = 0;
-    for (int k = 0; k < Vectors; ++k)
+    for (int k = 0; k + 1 < Vectors; ++k)
       hits |= uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[k], best, _CMP_EQ_OQ))) << (8 * k);
+    hits |= uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[Vectors - 1], best, _CMP_EQ_OQ)))
+            << (Vectors == 1 ? 0 : last_at);
     // `unordered` covers every vector (x[0] and the last in its first compare).
     // Without a NaN, the maximum is some lane's value, so hits != 0.
     pred[i] = _mm256_movemask_ps(unordered) ? fm::row_argmax<float>([row](int64_t k) { return row[k]; }, C)

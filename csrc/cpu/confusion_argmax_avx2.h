@@ -30,6 +30,84 @@ inline float horizontal_max(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
+// Every lane set to the maximum of v's lanes (no extract and broadcast).
+inline __m256 all_lanes_max(__m256 v) {
+  v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+  v = _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+  return _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
+}
+
+// The smallest of v's lanes.
+inline int32_t horizontal_min_epi32(__m256i v) {
+  __m128i m = _mm_min_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_min_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+  m = _mm_min_epi32(m, _mm_shuffle_epi32(m, 0xB1));
+  return _mm_cvtsi128_si32(m);
+}
+
+// One lane's running maximum and the class where the lane first reached it.
+struct LaneBest {
+  __m256 max;
+  __m256i at;
+};
+
+// Lanes of x (classes `classes`) strictly above the lane maxima take their place:
+// a tie keeps the earlier class (-0.0 == +0.0), a NaN never takes (see `unordered`).
+inline void take_greater(LaneBest& b, __m256 x, __m256i classes) {
+  const __m256 greater = _mm256_cmp_ps(x, b.max, _CMP_GT_OQ);
+  b.max = _mm256_max_ps(x, b.max);
+  b.at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b.at), _mm256_castsi256_ps(classes), greater));
+}
+
+// One pass over a row of C >= 8 classes (C < 2^31): 4 sets of lanes, each keeping
+// its maximum and the first class where it reached it, in increasing class order.
+// The row's last classes come as one vector loaded at C - 8 (inside the row;
+// classes seen twice do no harm). The first maximum of the row is the smallest
+// class among the lanes whose maximum is the row's: the lane that visits it
+// reached the row maximum there first. No second pass, so no branch on where the
+// maximum lies (unpredictable for rows of random scores).
+inline int64_t argmax_row_f32_avx2_one_pass(const float* row, int64_t C) {
+  const __m256 neg_inf = _mm256_set1_ps(-__builtin_huge_valf());
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  LaneBest b0{neg_inf, lane}, b1{neg_inf, lane}, b2{neg_inf, lane}, b3{neg_inf, lane};
+  __m256 unordered = _mm256_setzero_ps();
+  __m256i classes = lane;  // classes j .. j + 7
+  const __m256i eight = _mm256_set1_epi32(8), sixteen = _mm256_set1_epi32(16), twenty_four = _mm256_set1_epi32(24);
+  int64_t j = 0;
+  for (; j + 32 <= C; j += 32) {
+    const __m256 x0 = _mm256_loadu_ps(row + j), x1 = _mm256_loadu_ps(row + j + 8);
+    const __m256 x2 = _mm256_loadu_ps(row + j + 16), x3 = _mm256_loadu_ps(row + j + 24);
+    take_greater(b0, x0, classes);
+    take_greater(b1, x1, _mm256_add_epi32(classes, eight));
+    take_greater(b2, x2, _mm256_add_epi32(classes, sixteen));
+    take_greater(b3, x3, _mm256_add_epi32(classes, twenty_four));
+    unordered = _mm256_or_ps(unordered, _mm256_or_ps(_mm256_cmp_ps(x0, x1, _CMP_UNORD_Q),
+                                                     _mm256_cmp_ps(x2, x3, _CMP_UNORD_Q)));
+    classes = _mm256_add_epi32(classes, _mm256_set1_epi32(32));
+  }
+  for (; j + 8 <= C; j += 8) {
+    const __m256 x = _mm256_loadu_ps(row + j);
+    take_greater(b0, x, classes);
+    unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    classes = _mm256_add_epi32(classes, eight);
+  }
+  if (j < C) {
+    const __m256 x = _mm256_loadu_ps(row + C - 8);
+    take_greater(b1, x, _mm256_add_epi32(lane, _mm256_set1_epi32(int32_t(C - 8))));
+    unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  if (_mm256_movemask_ps(unordered))
+    return fm::row_argmax<float>([row](int64_t k) { return row[k]; }, C);
+  const __m256 best = all_lanes_max(_mm256_max_ps(_mm256_max_ps(b0.max, b1.max), _mm256_max_ps(b2.max, b3.max)));
+  const __m256i none = _mm256_set1_epi32(INT32_MAX);
+  const auto candidate = [&](const LaneBest& b) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(none), _mm256_castsi256_ps(b.at),
+                                                _mm256_cmp_ps(b.max, best, _CMP_EQ_OQ)));
+  };
+  return horizontal_min_epi32(_mm256_min_epi32(_mm256_min_epi32(candidate(b0), candidate(b1)),
+                                               _mm256_min_epi32(candidate(b2), candidate(b3))));
+}
+
 inline int64_t argmax_row_f32_avx2(const float* row, int64_t C, __m256i tail_lanes) {
   const __m256 neg_inf = _mm256_set1_ps(-__builtin_huge_valf());
   // max(x, m) returns m when x is NaN: m never becomes NaN, NaNs go to `unordered`.
@@ -67,12 +145,6 @@ inline int64_t argmax_row_f32_avx2(const float* row, int64_t C, __m256i tail_lan
   return full + __builtin_ctz(unsigned(hits));  // the maximum is in the tail: hits != 0
 }
 
-// Every lane set to the maximum of v's lanes (no extract and broadcast).
-inline __m256 all_lanes_max(__m256 v) {
-  v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
-  v = _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
-  return _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0xB1));
-}
 
 // Rows of 8 * (Vectors - 1) < C <= 8 * Vectors classes: the whole row in registers,
 // no loop inside a row, so out-of-order execution overlaps consecutive rows.
@@ -98,15 +170,17 @@ void predict_short_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex fir
       if (k + 1 < Vectors) unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x[k], x[k], _CMP_UNORD_Q));
     }
     const __m256 best = all_lanes_max(m);
-    uint32_t hits = 0;
+    // One bit per class: 32 bits while the row fits, else 64.
+    using Hits = std::conditional_t<(Vectors <= 4), uint32_t, uint64_t>;
+    Hits hits = 0;
     for (int k = 0; k + 1 < Vectors; ++k)
-      hits |= uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[k], best, _CMP_EQ_OQ))) << (8 * k);
-    hits |= uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[Vectors - 1], best, _CMP_EQ_OQ)))
+      hits |= Hits(uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[k], best, _CMP_EQ_OQ)))) << (8 * k);
+    hits |= Hits(uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(x[Vectors - 1], best, _CMP_EQ_OQ))))
             << (Vectors == 1 ? 0 : last_at);
     // `unordered` covers every vector (x[0] and the last in its first compare).
     // Without a NaN, the maximum is some lane's value, so hits != 0.
     pred[i] = _mm256_movemask_ps(unordered) ? fm::row_argmax<float>([row](int64_t k) { return row[k]; }, C)
-                                            : __builtin_ctz(hits);
+                                            : int64_t(__builtin_ctzll(hits));
   }
 }
 
@@ -115,6 +189,10 @@ void predict_rows_f32_avx2(const fm::ConfusionCall& call, fm::RowIndex first, in
   const float* base = static_cast<const float*>(call.a.y) + fm::y_row_offset(call.a, first);
   const int64_t step = sample_stride(call.a), C = call.a.C;
   const __m256i tail_lanes = first_lanes(C % 8);
+  if (C < (int64_t(1) << 31)) {
+    for (int i = 0; i < width; ++i) pred[i] = argmax_row_f32_avx2_one_pass(base + i * step, C);
+    return;
+  }
   for (int i = 0; i < width; ++i) pred[i] = argmax_row_f32_avx2(base + i * step, C, tail_lanes);
 }
 
@@ -127,6 +205,10 @@ inline fm::cpu::PredictFn select_predict_with_avx2_rows(const fm::ConfusionCall&
     case 2: return predict_short_rows_f32_avx2<2>;
     case 3: return predict_short_rows_f32_avx2<3>;
     case 4: return predict_short_rows_f32_avx2<4>;
+    case 5: return predict_short_rows_f32_avx2<5>;
+    case 6: return predict_short_rows_f32_avx2<6>;
+    case 7: return predict_short_rows_f32_avx2<7>;
+    case 8: return predict_short_rows_f32_avx2<8>;
     default: return predict_rows_f32_avx2;
   }
 }

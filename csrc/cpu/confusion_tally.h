@@ -79,8 +79,9 @@ inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, int width
     const W in = W(tw < c);
     const W skip = HasIgnore ? W(ti == ignore.value) : W(0);
     bad |= ~in & ~skip & 1;
-    const uint32_t keep = uint32_t(in & ~skip & 1);
-    bins[i] = keep ? uint32_t(tw) * c32 + uint32_t(p[i]) : dump;
+    // A mask select, not a ?: (the compiler made that a branch per sample).
+    const uint32_t keep = 0u - uint32_t(in & ~skip & 1);
+    bins[i] = ((uint32_t(tw) * c32 + uint32_t(p[i])) & keep) | (dump & ~keep);
   }
   return bad != 0;
 }

@@ -1,6 +1,7 @@
-"""The argmax of flat float32 rows behind confusion_matrix (whole rows in registers for
-C <= 64, one pass with per-lane first positions above), and the tally of predictions from
-scores (only the true label is checked), against numpy float64 argmax + bincount."""
+"""The argmax of flat float32, float16 and bfloat16 rows behind confusion_matrix (whole
+rows in registers for C <= 64, one pass with per-lane first positions above), and the
+tally of predictions from scores (only the true label is checked), against numpy float64
+argmax + bincount."""
 import ctypes
 import mmap
 
@@ -9,7 +10,9 @@ import pytest
 
 import fusedmetrics as fm
 
-from reference import LABELS, to_float64
+from reference import FLOATS, LABELS, to_float64
+
+SHORT_FLOATS = [d for d in FLOATS if np.dtype(d).itemsize <= 4]  # the AVX2 kernels' dtypes
 
 EVERY_C = list(range(1, 73)) + [79, 80, 96, 100, 127, 128, 129, 255, 256, 1000, 1001]
 
@@ -43,40 +46,44 @@ def adversarial_rows(C, rng):
     for _ in range(40):
         rows.append(np.round(rng.standard_normal(C) * 2) / 2)
     rows += [np.full(C, -np.inf), np.full(C, np.inf), np.full(C, np.nan), np.zeros(C), -np.zeros(C),
-             np.full(C, np.finfo(np.float32).max), np.full(C, -np.finfo(np.float32).max)]
+             np.full(C, 65504.0), np.full(C, -65504.0)]  # float16's largest finite
     return np.array(rows)
 
 
+@pytest.mark.parametrize("dtype", SHORT_FLOATS, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("C", EVERY_C)
-def test_every_position_nan_ties_zeros_and_infinities(isa, C):
+def test_every_position_nan_ties_zeros_and_infinities(isa, C, dtype):
     rng = np.random.default_rng(C)
-    y = adversarial_rows(C, rng).astype(np.float32)
+    y = adversarial_rows(C, rng).astype(dtype)
     t = rng.integers(0, C, len(y)).astype(np.int32)
     np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
     # the same rows one stride apart that is not C (a column slice of wider rows)
-    wide = np.full((len(y), C + 3), np.nan, np.float32)
+    wide = np.full((len(y), C + 3), np.nan, dtype)
     wide[:, 1:C + 1] = y
     np.testing.assert_array_equal(fm.confusion_matrix(wide[:, 1:C + 1], t, C), reference(y, t, C))
     # reversed rows (a negative row stride)
     np.testing.assert_array_equal(fm.confusion_matrix(y[::-1], t[::-1], C), reference(y, t, C))
 
 
+@pytest.mark.parametrize("dtype", SHORT_FLOATS, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("C", [1, 3, 7, 8, 9, 10, 16, 17, 19, 31, 32, 33, 63, 64, 65, 100, 1000])
 @pytest.mark.parametrize("n", [1, 2, 255, 256, 257, 511, 777])
-def test_row_counts_not_a_multiple_of_any_block(isa, C, n):
+def test_row_counts_not_a_multiple_of_any_block(isa, C, n, dtype):
     rng = np.random.default_rng(C * 1000 + n)
-    y = rng.standard_normal((n, C)).astype(np.float32)
+    y = rng.standard_normal((n, C)).astype(dtype)
     t = rng.integers(0, C, n).astype(np.int64)
     np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
 
 
+@pytest.mark.parametrize("dtype", SHORT_FLOATS, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("C", list(range(1, 41)) + [63, 64, 65, 100, 129])
-def test_last_row_ending_at_a_page_boundary(isa, C):
+def test_last_row_ending_at_a_page_boundary(isa, C, dtype):
     """The scores end exactly where an unreadable page starts: a read past the last row
     would crash the test."""
     page = mmap.PAGESIZE
     n = 37
-    nbytes = n * C * 4
+    itemsize = np.dtype(dtype).itemsize
+    nbytes = n * C * itemsize
     pages = -(-nbytes // page) + 1
     buf = mmap.mmap(-1, (pages + 1) * page)
     try:
@@ -85,7 +92,7 @@ def test_last_row_ending_at_a_page_boundary(isa, C):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0  # PROT_NONE
-        y = np.frombuffer(buf, np.float32, n * C, offset=pages * page - nbytes).reshape(n, C)
+        y = np.frombuffer(buf, dtype, n * C, offset=pages * page - nbytes).reshape(n, C)
         rng = np.random.default_rng(C)
         y[:] = np.round(rng.standard_normal((n, C)) * 2) / 2
         y[-1, -1] = 100.0  # the last class of the last row is its maximum

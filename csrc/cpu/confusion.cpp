@@ -122,10 +122,17 @@ InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_
       p = static_cast<const P*>(a.y) + y_row_offset(a, first);
       p_step = y_step;
     }
-    // Unit strides get their own (vectorised) copy of the loop.
-    const bool bad = t_step == 1 && p_step == 1
-                         ? bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, bins)
-                         : bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, bins);
+    // Unit strides get their own (vectorised) copy of the loop. Predictions from
+    // scores are in [0, C) by construction: only t is checked.
+    bool bad = false;
+    if constexpr (std::is_same_v<P, int64_t>) {
+      if (scores)
+        bad = t_step == 1 ? bin_scores_block<HasIgnore>(t, 1, predicted, width, a.C, ignore, bins)
+                          : bin_scores_block<HasIgnore>(t, t_step, predicted, width, a.C, ignore, bins);
+    }
+    if (!scores)
+      bad = t_step == 1 && p_step == 1 ? bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, bins)
+                                       : bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, bins);
     if (bad) {
       for (int i = 0; i < width; ++i) {
         const int64_t ti = int64_t(t[i * t_step]), pi = int64_t(p[i * p_step]);

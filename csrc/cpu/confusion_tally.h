@@ -62,6 +62,30 @@ inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width,
   return bad != 0;
 }
 
+// bin_block for predictions taken from scores: every p is an argmax in [0, C), so
+// only the true label is checked, and the bin t * C + p (< C * C, which fits 32
+// bits whenever private tables are used) is computed in 32 bits from the low
+// halves. The check stays in T's own width (a 64-bit label can pass 2^32).
+template <bool HasIgnore, class T>
+inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, int width, int64_t C, IgnoreAs<T> ignore,
+                             uint32_t* bins) {
+  using W = BinWord<T, uint32_t>;
+  const W c = W(C);
+  const uint32_t c32 = uint32_t(C), dump = c32 * c32;
+  W bad = 0;
+  for (int i = 0; i < width; ++i) {
+    const T ti = t[i * ts];
+    const W tw = W(int64_t(ti));
+    const W in = W(tw < c);
+    const W skip = HasIgnore ? W(ti == ignore.value) : W(0);
+    bad |= ~in & ~skip & 1;
+    // A mask select, not a ?: (the compiler made that a branch per sample).
+    const uint32_t keep = 0u - uint32_t(in & ~skip & 1);
+    bins[i] = ((uint32_t(tw) * c32 + uint32_t(p[i])) & keep) | (dump & ~keep);
+  }
+  return bad != 0;
+}
+
 // The rotating copies' starts for eight consecutive samples (with fewer copies
 // the pattern repeats), so the counting loops index with a constant.
 struct CopyStarts {

@@ -1,0 +1,20 @@
+# A/B: alternate processes of base and new builds; medians of confusion ns/row and of the
+# same-process ratio accuracy/confusion.
+import subprocess, sys, re, collections, statistics as st
+cases = sys.argv[1]; rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+threads = sys.argv[3] if len(sys.argv) > 3 else "1"
+builds = {"base": "/tmp/G/base/src", "new": "/work/wt/G_argmax/src"}
+res = collections.defaultdict(list)
+for r in range(rounds):
+    for name, path in builds.items():
+        out = subprocess.run(["/work/main/.venv/bin/python", __file__.replace("ab_builds.py", "ab_micro.py"), threads, cases], env={"PYTHONPATH": path, "DT": __import__("os").environ.get("DT", "float32")},
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            m = re.search(r"N=\s*(\d+) C=\s*(\d+)\s+confusion\s+([\d.]+).*accuracy\s+([\d.]+).*ratio\s+([\d.]+)", line)
+            res[((int(m.group(1)), int(m.group(2))), name)].append((float(m.group(3)), float(m.group(4)), float(m.group(5))))
+for c in sorted({k[0] for k in res}):
+    row = []
+    for name in builds:
+        v = res[(c, name)]
+        row.append(f"{name}: conf {st.median(x[0] for x in v):6.2f} acc {st.median(x[1] for x in v):6.2f} ratio {st.median(x[2] for x in v):5.1f}%")
+    print(f"N={c[0]:8d} C={c[1]:5d}  " + "  |  ".join(row))

@@ -15,6 +15,8 @@ constexpr int64_t kMinBytesPerThread = int64_t(1) << 19;
 
 }  // namespace
 
+void add_candidate(Candidates& found, const char* name, CountRowsFn fn) { found.push_back({name, fn}); }
+
 Candidates kernel_candidates(const std::string& isa, const AccuracyCall& call) {
 #if defined(FM_HAVE_X86_KERNELS)
   if (isa == "avx512") return kernel_candidates_avx512(call);

@@ -23,6 +23,12 @@ struct KernelCandidate {
 };
 using Candidates = std::vector<KernelCandidate>;
 
+// Appends a candidate. Defined in the baseline translation unit, and the ISA units
+// call it instead of push_back: a vector member they instantiated would be an
+// inline function compiled with their flags, which the linker may merge into the
+// one copy every caller uses (AVX-512 code run on an AVX2-only CPU).
+void add_candidate(Candidates& found, const char* name, CountRowsFn fn);
+
 // Each ISA build's kernels that can count a call, the build's heuristic choice
 // first (never empty: the portable kernel is always last). The list depends on the
 // call's codes, sizes and strides only, never on its pointers, so a plan makes it once.

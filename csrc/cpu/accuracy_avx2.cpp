@@ -247,20 +247,20 @@ void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& fou
   // 32-bit gather offsets; 16-bit scores are gathered 4 bytes at a time and need the next row.
   const bool gatherable = C >= 2 && C <= 32 && abs_row_stride < (int64_t(1) << 27) &&
                           (Code == fm::kF32 || call.ys_n > 0);
-  if (two_class_packed && call.t_code == fm::kI32) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>});
-  if (two_class_packed && call.t_code == fm::kI64) found.push_back({"avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>});
-  if (call.ys_n == C && blocked_rows_kernel<Code>(C)) found.push_back({"avx2/blocked_rows", blocked_rows_kernel<Code>(C)});
-  if (call.ys_n == C && C >= 2 && C <= 4) found.push_back({"avx2/packed_rows", packed_rows_kernel<Code>(C)});
-  if (C <= 64) found.push_back({"avx2/flat_by_eights", flat_kernel_by_eights<Code>(C)});
+  if (two_class_packed && call.t_code == fm::kI32) add_candidate(found, "avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>);
+  if (two_class_packed && call.t_code == fm::kI64) add_candidate(found, "avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>);
+  if (call.ys_n == C && blocked_rows_kernel<Code>(C)) add_candidate(found, "avx2/blocked_rows", blocked_rows_kernel<Code>(C));
+  if (call.ys_n == C && C >= 2 && C <= 4) add_candidate(found, "avx2/packed_rows", packed_rows_kernel<Code>(C));
+  if (C <= 64) add_candidate(found, "avx2/flat_by_eights", flat_kernel_by_eights<Code>(C));
   // Top-1 over long rows: the row's maximum first measured 1.0-1.4x long_rows from
   // C = 200 up (float32, float16); at C = 100 it was slower on one thread.
   const bool max_first = call.k == 1 && C >= 8, max_first_leads = max_first && C >= 128;
-  if (max_first_leads) found.push_back({"avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>});
-  if (C < (int64_t(1) << 31)) found.push_back({"avx2/long_rows", count_long_rows_any_label<Code>});
-  if (max_first && !max_first_leads) found.push_back({"avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>});
+  if (max_first_leads) add_candidate(found, "avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>);
+  if (C < (int64_t(1) << 31)) add_candidate(found, "avx2/long_rows", count_long_rows_any_label<Code>);
+  if (max_first && !max_first_leads) add_candidate(found, "avx2/long_rows_max_first", count_long_rows_max_first_any_label<Code>);
   // 3-4x slower than flat_by_eights on the Zen 3 VM it was measured on (gathers are
   // slow there): a candidate for CPUs with fast gathers, never the heuristic's pick.
-  if (gatherable) found.push_back({"avx2/gathered_rows", count_gathered_rows_any_label<Code>});
+  if (gatherable) add_candidate(found, "avx2/gathered_rows", count_gathered_rows_any_label<Code>);
 }
 
 }  // namespace
@@ -274,7 +274,7 @@ fm::cpu::Candidates fm::cpu::kernel_candidates_avx2(const AccuracyCall& call) {
     default: break;
   }
   if (call.y_code == fm::kF64 && call.M == 1 && call.ys_c == 1 && call.C >= 1 && call.C <= 2 * F64Half::kLanes)
-    found.push_back({"avx2/flat_two_halves", count_flat_rows_any_label<F64Half>});
-  found.push_back({"avx2/portable", select_portable(call)});
+    add_candidate(found, "avx2/flat_two_halves", count_flat_rows_any_label<F64Half>);
+  add_candidate(found, "avx2/portable", select_portable(call));
   return found;
 }

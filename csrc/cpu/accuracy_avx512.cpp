@@ -163,16 +163,16 @@ fm::cpu::CountRowsFn flat_kernel_by_keys(const fm::AccuracyCall& call) {
 
 fm::cpu::Candidates fm::cpu::kernel_candidates_avx512(const AccuracyCall& call) {
   Candidates found;
-  if (const CountRowsFn few_classes = few_class_kernel_avx512(call)) found.push_back({"avx512/few_classes", few_classes});
-  if (const CountRowsFn flat = flat_kernel_by_keys(call)) found.push_back({"avx512/flat_by_keys", flat});
+  if (const CountRowsFn few_classes = few_class_kernel_avx512(call)) add_candidate(found, "avx512/few_classes", few_classes);
+  if (const CountRowsFn flat = flat_kernel_by_keys(call)) add_candidate(found, "avx512/flat_by_keys", flat);
   if (call.ys_c == 1) {
     switch (call.y_code) {
-      case fm::kF32: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<F32x16>}); break;
-      case fm::kF16: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<F16x16>}); break;
-      case fm::kBF16: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<BF16x16>}); break;
-      default: found.push_back({"avx512/rows_simd", count_rows_simd_any_label<F64x8>}); break;
+      case fm::kF32: add_candidate(found, "avx512/rows_simd", count_rows_simd_any_label<F32x16>); break;
+      case fm::kF16: add_candidate(found, "avx512/rows_simd", count_rows_simd_any_label<F16x16>); break;
+      case fm::kBF16: add_candidate(found, "avx512/rows_simd", count_rows_simd_any_label<BF16x16>); break;
+      default: add_candidate(found, "avx512/rows_simd", count_rows_simd_any_label<F64x8>); break;
     }
   }
-  found.push_back({"avx512/portable", select_portable(call)});
+  add_candidate(found, "avx512/portable", select_portable(call));
   return found;
 }

@@ -2,6 +2,13 @@
 // label pairs into matrix bins, then count the bins into a thread's private
 // uint32 tables. Typed per label dtype so labels are read in place (no int64
 // staging copy) and the bin computation vectorises for contiguous labels.
+//
+// The ISA translation units (baseline, AVX2, AVX-512) include this header and
+// compile its loops with their own flags, so every function here has internal
+// linkage (static, or an unnamed namespace for CopyStarts' constructor): an
+// inline definition with external linkage could be merged by the linker into one
+// copy built for another ISA (an AVX-512 loop run on an AVX2-only CPU). See
+// semantics/hd.h for the same rule.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -34,7 +41,7 @@ struct IgnoreAs {
   T value;
 };
 template <class T>
-IgnoreAs<T> ignore_as(bool has_ignore, int64_t ignore) {
+static IgnoreAs<T> ignore_as(bool has_ignore, int64_t ignore) {
   // Labels are compared as int64 readings (uint64 reinterpreted): T(ignore) read
   // back must give ignore itself.
   const T v = static_cast<T>(ignore);
@@ -46,7 +53,7 @@ IgnoreAs<T> ignore_as(bool has_ignore, int64_t ignore) {
 // sample is outside [0, C) (the caller then finds which one and discards the table).
 // "Outside" is one unsigned compare per label: negative readings wrap to huge.
 template <bool HasIgnore, class T, class P>
-inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width, int64_t C, IgnoreAs<T> ignore,
+static inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width, int64_t C, IgnoreAs<T> ignore,
                       uint32_t* bins) {
   using W = BinWord<T, P>;
   const W c = W(C), dump = W(C) * W(C);
@@ -67,7 +74,7 @@ inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width,
 // bits whenever private tables are used) is computed in 32 bits from the low
 // halves. The check stays in T's own width (a 64-bit label can pass 2^32).
 template <bool HasIgnore, class T>
-inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, int width, int64_t C, IgnoreAs<T> ignore,
+static inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, int width, int64_t C, IgnoreAs<T> ignore,
                              uint32_t* bins) {
   using W = BinWord<T, uint32_t>;
   const W c = W(C);
@@ -88,15 +95,17 @@ inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, int width
 
 // The rotating copies' starts for eight consecutive samples (with fewer copies
 // the pattern repeats), so the counting loops index with a constant.
+namespace {
 struct CopyStarts {
   uint32_t* at[kMaxCopies];
   explicit CopyStarts(PrivateTables tables) {
     for (int c = 0; c < kMaxCopies; ++c) at[c] = tables.counts + (c & tables.copy_mask) * tables.table_size;
   }
 };
+}  // namespace
 
 // Counts bins into the rotating copies.
-inline void count_bins(const uint32_t* bins, int width, PrivateTables tables) {
+static inline void count_bins(const uint32_t* bins, int width, PrivateTables tables) {
   if (tables.copy_mask == 0) {
     for (int i = 0; i < width; ++i) ++tables.counts[bins[i]];
     return;

@@ -15,6 +15,7 @@ import fusedmetrics
 from fusedmetrics import classification_scores, confusion_matrix, segmentation_scores
 
 from chainercv_reference import chainercv_reference
+from dlpack_producer import DLPackOnly
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -233,17 +234,6 @@ def test_matrix_from_torch_and_dlpack_producers():
     give the same scores as the numpy matrix."""
     rng = numpy.random.default_rng(11)
     m = rng.integers(0, 50, (5, 5)).astype(numpy.int64)
-
-    class DLPackOnly:
-        def __init__(self, a):
-            self._a = a
-
-        def __dlpack__(self, **kwargs):
-            return self._a.__dlpack__(**kwargs)
-
-        def __dlpack_device__(self):
-            return self._a.__dlpack_device__()
-
     inputs = [DLPackOnly(m)]
     try:
         import torch

@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fusedmetrics as fm  # noqa: E402
+from dlpack_producer import DLPackOnly  # noqa: E402
 
 FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 LABELS = [torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8]
@@ -130,16 +131,6 @@ def test_mixed_numpy_labels_and_dlpack_producer(scores):
     got = fm.confusion_matrix(y, t.numpy(), C)
     assert isinstance(got, torch.Tensor)
     np.testing.assert_array_equal(got.numpy(), _matrix_reference(y, t, C))
-
-    class DLPackOnly:  # speaks only DLPack, as JAX arrays do
-        def __init__(self, array):
-            self._a = array
-
-        def __dlpack__(self, **kwargs):
-            return self._a.__dlpack__(**kwargs)
-
-        def __dlpack_device__(self):
-            return self._a.__dlpack_device__()
 
     got = fm.confusion_matrix(DLPackOnly(y.numpy()), DLPackOnly(t.numpy()), C)
     assert isinstance(got, np.ndarray)

@@ -6,6 +6,7 @@ torch = pytest.importorskip("torch")
 
 import fusedmetrics as fm  # noqa: E402
 from fusedmetrics import _interop  # noqa: E402
+from dlpack_producer import DLPackOnly  # noqa: E402
 
 FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 LABELS = [torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8]
@@ -125,22 +126,9 @@ def test_mixed_torch_labels_numpy(batch):
     np.testing.assert_array_equal(got.numpy(), _reference(y, t))
 
 
-class _DLPackOnly:
-    """A producer that speaks only DLPack (as JAX arrays do)."""
-
-    def __init__(self, array):
-        self._a = array
-
-    def __dlpack__(self, **kwargs):
-        return self._a.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
-
-
 def test_dlpack_only_producer(batch):
     y, t = batch
-    got = fm.accuracy_counts(_DLPackOnly(y.numpy()), _DLPackOnly(t.numpy()))
+    got = fm.accuracy_counts(DLPackOnly(y.numpy()), DLPackOnly(t.numpy()))
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(got, _reference(y, t))
 

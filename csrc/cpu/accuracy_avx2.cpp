@@ -2,7 +2,8 @@
 // BMI2). Flat rows of at most 64 float32/float16/bfloat16 classes (16 float64) get
 // hand-written kernels that compare a whole row into class bit masks; two classes
 // go 8 rows per step, 2-4 packed classes 8/C rows per load (avx2_packed_rows.h), 3, 5,
-// 6, 7 and 10 packed classes 4 or 8 rows per block of registers (avx2_blocked_rows.h); rows
+// 6, 7 and 10 packed classes 4 or 8 rows per block of registers (avx2_blocked_rows.h),
+// float16/bfloat16 top-1 as 16-bit keys 16 per register (avx2_half_blocked_rows.h); rows
 // of any length are read 8 scores at a time (avx2_long_rows.h); a gather kernel
 // (avx2_gathered_rows.h) is a candidate for CPUs with fast gathers; top-1 over long
 // rows can read each row's maximum before its target score; everything else is
@@ -10,6 +11,7 @@
 // lists them fastest first as measured on AMD Zen 3.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -227,6 +229,7 @@ fm::cpu::Counts count_two_class_rows(const fm::AccuracyCall& call, int64_t r0, i
 
 #include "cpu/avx2_blocked_rows.h"
 #include "cpu/avx2_gathered_rows.h"
+#include "cpu/avx2_half_blocked_rows.h"
 #include "cpu/avx2_long_rows.h"
 #include "cpu/avx2_packed_rows.h"
 
@@ -249,6 +252,8 @@ void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& fou
                           (Code == fm::kF32 || call.ys_n > 0);
   if (two_class_packed && call.t_code == fm::kI32) add_candidate(found, "avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>);
   if (two_class_packed && call.t_code == fm::kI64) add_candidate(found, "avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>);
+  if (call.ys_n == C && call.k == 1 && half_blocked_rows_kernel<Code>(C))
+    add_candidate(found, "avx2/half_blocked_rows", half_blocked_rows_kernel<Code>(C));
   if (call.ys_n == C && blocked_rows_kernel<Code>(C)) add_candidate(found, "avx2/blocked_rows", blocked_rows_kernel<Code>(C));
   if (call.ys_n == C && C >= 2 && C <= 4) add_candidate(found, "avx2/packed_rows", packed_rows_kernel<Code>(C));
   if (C <= 64) add_candidate(found, "avx2/flat_by_eights", flat_kernel_by_eights<Code>(C));

@@ -52,8 +52,10 @@ struct BlockLabels {
   uint32_t valid, ignored;
 };
 
+// Always inlined: a call per block made GCC spill the score registers and clear the
+// upper halves (vzeroupper) in every iteration, a third of the kernel's time.
 template <int R, class Label>
-BlockLabels<R, Label> read_block_labels(const Label* labels, int64_t ts_n, int64_t C, bool has_ignore, int64_t ignore) {
+__attribute__((always_inline)) inline BlockLabels<R, Label> read_block_labels(const Label* labels, int64_t ts_n, int64_t C, bool has_ignore, int64_t ignore) {
   constexpr uint32_t kRows = (1u << R) - 1;
   if constexpr (std::is_same_v<Label, int32_t>) {
     if (ts_n == 1) {
@@ -105,11 +107,14 @@ BlockLabels<R, Label> read_block_labels(const Label* labels, int64_t ts_n, int64
 }
 
 // The block's mask by order keys, for blocks with a NaN target (see the file comment).
-template <int V>
-uint64_t blocked_rows_above_by_keys(const __m256* x, __m256i at_lane, __m256i at_register, __m256i row_targets,
-                                    const __m256i* lane_row, const __m256i* lane_class) {
+// It loads the block again rather than taking the caller's registers, which would have
+// to be stored for it on every block.
+template <int Code, int V>
+uint64_t blocked_rows_above_by_keys(const typename fm::LogitTraits<Code>::Storage* block, __m256i at_lane,
+                                    __m256i at_register, __m256i row_targets, const __m256i* lane_row,
+                                    const __m256i* lane_class) {
   __m256i key[V];
-  for (int i = 0; i < V; ++i) key[i] = float32_order_keys(x[i]);
+  for (int i = 0; i < V; ++i) key[i] = float32_order_keys(Widen8<Code>::load(block + 8 * i));
   __m256i target_key = _mm256_permutevar8x32_epi32(key[0], at_lane);
   for (int i = 1; i < V; ++i)
     target_key = _mm256_blendv_epi8(target_key, _mm256_permutevar8x32_epi32(key[i], at_lane),
@@ -171,7 +176,7 @@ fm::cpu::Counts count_blocked_rows(const fm::AccuracyCall& call, int64_t r0, int
         above |= uint64_t(uint32_t(_mm256_movemask_ps(ranks_above))) << (8 * i);
       }
     } else {
-      above = blocked_rows_above_by_keys<V>(x, at_lane, at_register, lab.target, lane_row, lane_class);
+      above = blocked_rows_above_by_keys<Code, V>(block, at_lane, at_register, lab.target, lane_row, lane_class);
     }
     total += R - _mm_popcnt_u32(lab.ignored);
     if (k == 1) {

@@ -107,14 +107,15 @@ def test_two_class_packed_rows_every_label_dtype(dtype, label_dtype):
                 check_every_candidate(y, t, ignore, k)
 
 
-BLOCKED_CLASS_COUNTS = [3, 5, 6, 7, 10, 14]
+BLOCKED_CLASS_COUNTS = [3, 4, 5, 6, 7, 8, 10, 14, 16, 32]
 
 
 @pytest.mark.parametrize("c", BLOCKED_CLASS_COUNTS)
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
 def test_blocked_rows_every_label_dtype(dtype, c):
-    """Packed rows of a few classes that do not divide 8 (blocks of 4 or 8 rows; for
-    float16/bfloat16 top-1 also 16-bit keys in blocks of 8 rows at C = 6, 10, 14):
+    """Packed rows of the blocked kernels' class counts: 3-10 classes that do not divide 8
+    (float32-widened blocks of 4 or 8 rows) and, for float16/bfloat16 top-1, even counts
+    up to 16 and 32 (16-bit keys in blocks of 8 or 4 rows):
     row counts around the block size, every label dtype (contiguous int32 and int64
     labels take a vector path), ignore labels in and outside each dtype's range.
     float64 has no blocked kernel (4 lanes per register)."""
@@ -126,9 +127,9 @@ def test_blocked_rows_every_label_dtype(dtype, c):
             for ignore in (None, 0, c - 1, -1, int(np.iinfo(label_dtype).max)):
                 for k in (1, 2, c):
                     names = check_every_candidate(y, t, ignore, k)
-                    if n and dtype != np.float64 and "avx2" in _core.usable_isas() and c != 14:
+                    if n and dtype != np.float64 and "avx2" in _core.usable_isas() and c in (3, 5, 6, 7, 10):
                         assert "avx2/blocked_rows" in names, names
-                    if n and k == 1 and np.dtype(dtype).itemsize == 2 and c in (6, 10, 14) \
+                    if n and k == 1 and np.dtype(dtype).itemsize == 2 and c in (4, 6, 8, 10, 14, 16, 32) \
                             and "avx2" in _core.usable_isas():
                         assert "avx2/half_blocked_rows" in names, names
 

@@ -11,7 +11,7 @@ from reference import FLOATS
 from test_accuracy_candidates import check_every_candidate
 
 HALF_DTYPES = [d for d in FLOATS if np.dtype(d).itemsize == 2]
-HALF_BLOCKED_CLASS_COUNTS = [6, 10, 14]
+HALF_BLOCKED_CLASS_COUNTS = [4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32]
 
 
 def pivot_bits(dtype):

@@ -252,11 +252,14 @@ void add_float_candidates(const fm::AccuracyCall& call, fm::cpu::Candidates& fou
                           (Code == fm::kF32 || call.ys_n > 0);
   if (two_class_packed && call.t_code == fm::kI32) add_candidate(found, "avx2/two_class_rows", count_two_class_rows<Code, Labels32x8>);
   if (two_class_packed && call.t_code == fm::kI64) add_candidate(found, "avx2/two_class_rows", count_two_class_rows<Code, Labels64x8>);
-  if (call.ys_n == C && call.k == 1 && half_blocked_rows_kernel<Code>(C))
-    add_candidate(found, "avx2/half_blocked_rows", half_blocked_rows_kernel<Code>(C));
+  // 16-bit keys: 1.4-1.8x the next kernel in L2 up to C = 16 (Zen 3), within noise of
+  // flat_by_eights from C = 24 on.
+  const auto half_blocked = call.ys_n == C && call.k == 1 ? half_blocked_rows_kernel<Code>(C) : nullptr;
+  if (half_blocked && C <= 20) add_candidate(found, "avx2/half_blocked_rows", half_blocked);
   if (call.ys_n == C && blocked_rows_kernel<Code>(C)) add_candidate(found, "avx2/blocked_rows", blocked_rows_kernel<Code>(C));
   if (call.ys_n == C && C >= 2 && C <= 4) add_candidate(found, "avx2/packed_rows", packed_rows_kernel<Code>(C));
   if (C <= 64) add_candidate(found, "avx2/flat_by_eights", flat_kernel_by_eights<Code>(C));
+  if (half_blocked && C > 20) add_candidate(found, "avx2/half_blocked_rows", half_blocked);
   // Top-1 over long rows: the row's maximum first measured 1.0-1.4x long_rows from
   // C = 200 up (float32, float16); at C = 100 it was slower on one thread.
   const bool max_first = call.k == 1 && C >= 8, max_first_leads = max_first && C >= 128;

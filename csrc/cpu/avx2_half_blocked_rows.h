@@ -3,14 +3,15 @@
 // the float32-widening blocked kernel (avx2_blocked_rows.h), whose per-block compare
 // work bounded it at C = 10.
 //
-// A block of V = C / gcd(C, 16) registers holds R = 16 / gcd(C, 16) whole rows (C = 10:
-// 5 registers, 8 rows). Each score becomes its order key (semantics/accuracy_rule.h):
-// magnitude, negated under a set sign bit, every NaN one key above infinity, so -0.0 and
+// A block of V registers holds R whole rows: 8 rows for even C up to 16 (C = 10: 5
+// registers), 4 rows for C = 20, 24, 28, 32. Each score becomes its order key
+// (semantics/accuracy_rule.h): magnitude, negated under a set sign bit, every NaN one key above infinity, so -0.0 and
 // +0.0 tie and all NaNs tie. Class c ranks above its row's target t iff
 // key(c) > key(t) - (c < t), NaN target or not. The R target scores are read one by one
 // (AVX2 has no 16-bit cross-lane permute; the block is in L1 by then), their keys are
 // broadcast to both 128-bit halves, and a byte shuffle per register hands each lane its
-// row's target key and class. Blocks of R <= 8 rows only: C in 6, 10, 12, 14, 20, 24, 28.
+// row's target key and class. Top-1 only (k > 1 would need each row's count of
+// classes above; the other kernels do that).
 //
 // Included by accuracy_avx2.cpp inside its anonymous namespace, after
 // read_block_labels and count_flat_rows_by_eights.
@@ -42,17 +43,26 @@ using HalfKeysOf = HalfKeys<Code == fm::kF16 ? 0x7c00 : 0x7f80>;
 template <int C>
 struct HalfRowBlock {
   static constexpr int kGcd = C % 16 == 0 ? 16 : C % 8 == 0 ? 8 : C % 4 == 0 ? 4 : C % 2 == 0 ? 2 : 1;
-  static constexpr int V = C / kGcd;   // registers of 16 scores per block
-  static constexpr int R = 16 / kGcd;  // whole rows per block
+  // Whole rows per block: 8 for even C up to 16 (the labels and targets of 8 rows fill
+  // one vector each), 4 for multiples of 4 up to 32; else the fewest rows that fill
+  // whole registers.
+  static constexpr int R = C % 2 == 0 && C <= 16 ? 8 : C % 4 == 0 && C <= 32 ? 4 : 16 / kGcd;
+  static constexpr int V = R * C / 16;  // registers of 16 scores per block
   static constexpr int kHalfBits = R / 2 * C;  // the block mask is split between rows R/2 - 1 and R/2
-  static_assert(R >= 2 && R <= 8 && V <= 7, "blocks of 2 to 8 rows in at most 7 registers");
+  static_assert(R >= 2 && R <= 8 && V <= 8 && kHalfBits <= 64, "blocks of 2 to 8 rows in at most 8 registers");
   // Bit r * C + C - 1 for each of R / 2 rows: the top bit of each row's field.
   static constexpr uint64_t half_top_bits() {
     uint64_t bits = 0;
     for (int r = 0; r < R / 2; ++r) bits |= uint64_t(1) << (r * C + C - 1);
     return bits;
   }
-  static constexpr uint64_t kHalfAll = (uint64_t(1) << kHalfBits) - 1;
+  static constexpr uint64_t kHalfAll = kHalfBits == 64 ? ~uint64_t(0) : (uint64_t(1) << kHalfBits) - 1;
+  // The block's lane bits as two words (lanes 0-63, 64-127) -> the upper half's rows' bits.
+  static uint64_t upper_half(uint64_t first, uint64_t second) {
+    if constexpr (kHalfBits == 64) return second;
+    else if constexpr (2 * kHalfBits <= 64) return (first >> kHalfBits) & kHalfAll;
+    else return ((first >> kHalfBits) | (second << (64 - kHalfBits))) & kHalfAll;
+  }
 };
 
 // R / 2 rows' bits (field r = bits r * C .. r * C + C - 1) -> bit r set iff the field
@@ -124,10 +134,8 @@ fm::cpu::Counts count_half_blocked_rows(const fm::AccuracyCall& call, int64_t r0
     uint64_t first = 0, second = 0;
     for (int i = 0; i < V && i < 4; ++i) first |= uint64_t(lane_bits[i]) << (16 * i);
     for (int i = 4; i < V; ++i) second |= uint64_t(lane_bits[i]) << (16 * (i - 4));
-    constexpr int H = Block::kHalfBits;  // 24 to 56
-    const uint64_t high_half = 2 * H <= 64 ? first >> H : (first >> H) | (second << (2 * H <= 64 ? 0 : 64 - H));
     return half_rows_with_any<C>(first & Block::kHalfAll) |
-           half_rows_with_any<C>(high_half & Block::kHalfAll) << (R / 2);
+           half_rows_with_any<C>(Block::upper_half(first, second)) << (R / 2);
   };
   int64_t correct = 0, total = 0, r = r0;
   const int64_t blocks = (std::min(r1, call.N) - r0) / R;  // whole blocks inside [r0, r1) and the view
@@ -157,13 +165,17 @@ fm::cpu::CountRowsFn half_blocked_rows_kernel(int64_t C) {
     return nullptr;
   } else {
     switch (C) {
+      case 4: return count_half_blocked_rows_any_label<Code, 4>;
       case 6: return count_half_blocked_rows_any_label<Code, 6>;
+      case 8: return count_half_blocked_rows_any_label<Code, 8>;
       case 10: return count_half_blocked_rows_any_label<Code, 10>;
       case 12: return count_half_blocked_rows_any_label<Code, 12>;
       case 14: return count_half_blocked_rows_any_label<Code, 14>;
+      case 16: return count_half_blocked_rows_any_label<Code, 16>;
       case 20: return count_half_blocked_rows_any_label<Code, 20>;
       case 24: return count_half_blocked_rows_any_label<Code, 24>;
       case 28: return count_half_blocked_rows_any_label<Code, 28>;
+      case 32: return count_half_blocked_rows_any_label<Code, 32>;
       default: return nullptr;
     }
   }

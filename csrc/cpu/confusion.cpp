@@ -107,6 +107,7 @@ InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_
   const int64_t t_step = a.M == 1 ? a.ts_n : a.ts_m, y_step = a.M == 1 ? a.ys_n : a.ys_m;
   int64_t predicted[kConfusionBlock];
   uint32_t bins[kConfusionBlock];
+  const uint32_t dump = uint32_t(a.C * a.C);  // the tables' cell for skipped samples
   for (int64_t r = r0; r < r1;) {
     const RowIndex first = split_row(r, a.M);
     const int64_t run = one_run ? r1 - r : a.M - first.m;
@@ -131,8 +132,8 @@ InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_
                           : bin_scores_block<HasIgnore>(t, t_step, predicted, width, a.C, ignore, bins);
     }
     if (!scores)
-      bad = t_step == 1 && p_step == 1 ? bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, bins)
-                                       : bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, bins);
+      bad = t_step == 1 && p_step == 1 ? bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, dump, bins)
+                                       : bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, dump, bins);
     if (bad) {
       for (int i = 0; i < width; ++i) {
         const int64_t ti = int64_t(t[i * t_step]), pi = int64_t(p[i * p_step]);

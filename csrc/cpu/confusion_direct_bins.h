@@ -9,27 +9,6 @@
 template <class Bin>
 constexpr Bin kSkipped = ~Bin(0);
 
-// Bins of `width` samples (t[i * ts], p[i * ps]): t * C + p, or kSkipped.
-// Returns true when a non-ignored sample is outside [0, C). The range check runs
-// in 32 bits when both labels fit (so the loop packs more lanes), else in 64; the
-// bin itself fits Bin once both labels are known to be < C.
-template <bool HasIgnore, class Bin, class T, class P>
-inline bool bins_of_block(const T* t, int64_t ts, const P* p, int64_t ps, int width, int64_t C,
-                          fm::cpu::IgnoreAs<T> ignore, Bin* bins) {
-  using Check = std::conditional_t<(sizeof(T) <= 4 && sizeof(P) <= 4 && sizeof(Bin) == 4), uint32_t, uint64_t>;
-  const Check c = Check(C);
-  Check bad = 0;
-  for (int i = 0; i < width; ++i) {
-    const T ti = t[i * ts];
-    const Check tw = Check(int64_t(ti)), pw = Check(int64_t(p[i * ps]));
-    const Check in = Check(tw < c) & Check(pw < c);
-    const Check skip = HasIgnore ? Check(ti == ignore.value) : Check(0);
-    bad |= ~in & ~skip & 1;
-    bins[i] = (in & ~skip & 1) ? Bin(tw) * Bin(c) + Bin(pw) : kSkipped<Bin>;
-  }
-  return bad != 0;
-}
-
 // Bins rows [r0, r1) into bins[0, r1 - r0), or, with bins == nullptr, only checks
 // their labels (scores are then not read: their predictions are always valid).
 // Returns the first invalid sample.
@@ -63,8 +42,8 @@ fm::cpu::InvalidSample bin_rows(const fm::ConfusionCall& call, fm::cpu::PredictF
     Bin* out = bins ? bins + (r - r0) : scratch;
     // Unit strides get their own (vectorised) copy of the loop.
     const bool bad = t_step == 1 && p_step == 1
-                         ? bins_of_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, out)
-                         : bins_of_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, out);
+                         ? fm::cpu::bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, kSkipped<Bin>, out)
+                         : fm::cpu::bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, kSkipped<Bin>, out);
     if (bad) {
       for (int i = 0; i < width; ++i) {
         const int64_t ti = int64_t(t[i * t_step]), pi = int64_t(p[i * p_step]);

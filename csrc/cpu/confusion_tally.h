@@ -27,11 +27,11 @@ struct PrivateTables {
 };
 constexpr int kMaxCopies = 8;
 
-// The integer type bins are computed in: 32 bits when both labels fit (the bin
-// t * C + p < C * C + 1 <= 2^32 always fits when private tables are used), so
-// the vector loop packs twice the lanes.
-template <class T, class P>
-using BinWord = std::conditional_t<(sizeof(T) <= 4 && sizeof(P) <= 4), uint32_t, uint64_t>;
+// The integer type labels are checked and bins computed in: 32 bits when both labels
+// and the bin fit (a uint32 bin t * C + p wraps the same in either width), so the
+// vector loop packs twice the lanes.
+template <class T, class P, class Bin = uint32_t>
+using BinWord = std::conditional_t<(sizeof(T) <= 4 && sizeof(P) <= 4 && sizeof(Bin) == 4), uint32_t, uint64_t>;
 
 // The ignore label as a value of T, or "never equal" when no T holds it (the
 // comparison then stays in T's own width, which keeps the loop vectorisable).
@@ -48,15 +48,16 @@ static IgnoreAs<T> ignore_as(bool has_ignore, int64_t ignore) {
   return {has_ignore && static_cast<int64_t>(v) == ignore, v};
 }
 
-// Bins of `width` samples (t[i * ts], p[i * ps]) into bins: t * C + p, or dump
-// (== C * C) for ignored or invalid samples. Returns true when any non-ignored
-// sample is outside [0, C) (the caller then finds which one and discards the table).
-// "Outside" is one unsigned compare per label: negative readings wrap to huge.
-template <bool HasIgnore, class T, class P>
+// Bins of `width` samples (t[i * ts], p[i * ps]) into bins: t * C + p, or `skipped`
+// for ignored or invalid samples (the private tables' dump cell C * C, the direct
+// count's all-ones). Returns true when any non-ignored sample is outside [0, C) (the
+// caller then finds which one and discards the bins). "Outside" is one unsigned
+// compare per label: negative readings wrap to huge.
+template <bool HasIgnore, class Bin, class T, class P>
 static inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int width, int64_t C, IgnoreAs<T> ignore,
-                      uint32_t* bins) {
-  using W = BinWord<T, P>;
-  const W c = W(C), dump = W(C) * W(C);
+                             Bin skipped, Bin* bins) {
+  using W = BinWord<T, P, Bin>;
+  const W c = W(C);
   W bad = 0;
   for (int i = 0; i < width; ++i) {
     const T ti = t[i * ts];
@@ -64,7 +65,7 @@ static inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int
     const W in = W(tw < c) & W(pw < c);
     const W skip = HasIgnore ? W(ti == ignore.value) : W(0);
     bad |= ~in & ~skip & 1;
-    bins[i] = uint32_t((in & ~skip & 1) ? tw * c + pw : dump);
+    bins[i] = (in & ~skip & 1) ? Bin(tw * c + pw) : skipped;
   }
   return bad != 0;
 }

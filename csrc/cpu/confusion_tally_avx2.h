@@ -150,7 +150,7 @@ bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_
   if (rest > vector_part) {
     uint32_t tail[16];
     const int64_t j = i + vector_part;
-    bad |= fm::cpu::bin_block<HasIgnore>(t + j, 1, p + j, 1, rest - vector_part, C, ignore, tail);
+    bad |= fm::cpu::bin_block<HasIgnore>(t + j, 1, p + j, 1, rest - vector_part, C, ignore, uint32_t(C * C), tail);
     fm::cpu::count_bins(tail, rest - vector_part, tables);
   }
   return bad;

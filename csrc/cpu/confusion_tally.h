@@ -65,7 +65,7 @@ static inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int
     const W in = W(tw < c) & W(pw < c);
     const W skip = HasIgnore ? W(ti == ignore.value) : W(0);
     bad |= ~in & ~skip & 1;
-    bins[i] = (in & ~skip & 1) ? Bin(tw * c + pw) : skipped;
+    bins[i] = (in & ~skip & 1) ? Bin(tw) * Bin(c) + Bin(pw) : skipped;  // in Bin's width: 32-bit lanes
   }
   return bad != 0;
 }

@@ -24,6 +24,21 @@ def test_back_to_back_repeats_short_calls_inside_a_sample():
     assert timings["noop"].calls_per_sample > 1
 
 
+def test_a_slow_first_call_does_not_set_the_sample_length():
+    # A first call 1000x slower than the rest (a plan measuring its kernels) must not leave the
+    # candidate timed one cold call per sample.
+    import time
+    first = [True]
+
+    def call(i):
+        if first[0]:
+            first[0] = False
+            time.sleep(0.02)
+
+    timings = measure([Candidate("planned", call)], repeat=2, warmup=0, min_sample_s=0.005)
+    assert timings["planned"].calls_per_sample > 100
+
+
 def test_memory_gap_calibrates_to_a_bounded_length():
     gap = MemoryGap(target_s=0.002, llc_bytes=1 << 20, max_bytes=64 << 20)
     assert 0 < gap.elements <= gap.src.size

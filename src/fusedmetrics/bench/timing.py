@@ -44,6 +44,26 @@ def _time_block(cand, counter, calls):
     return time.perf_counter() - t0
 
 
+def _calls_per_sample(cand, counter, min_sample_s, max_calls):
+    """(calls that fill ``min_sample_s``, the next call index), from warm calls timed in blocks
+    long enough for the clock. Not from the first call: that one can be a hundred times slower
+    (a plan measuring its kernels), and a sample of one short call would then time every call
+    cold, right after another candidate, while the others time mostly warm calls."""
+    def fill(calls, elapsed):
+        return max(1, min(max_calls, math.ceil(min_sample_s * calls / max(elapsed, 1e-9))))
+
+    calls, elapsed = 1, _time_block(cand, counter, 1)
+    counter += 1
+    while elapsed < min_sample_s / 10 and calls < max_calls:
+        calls = min(max_calls, calls * 10)
+        elapsed = _time_block(cand, counter, calls)
+        counter += calls
+    # Once more at the estimated length: the second call can still be cold (fresh pages).
+    calls = fill(calls, elapsed)
+    elapsed = _time_block(cand, counter, calls)
+    return fill(calls, elapsed), counter + calls
+
+
 def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, on_round=None, gap=None):
     """Time ``candidates`` interleaved; return {name: Timing}.
 
@@ -56,14 +76,15 @@ def measure(candidates, repeat, warmup=1, min_sample_s=0.005, max_calls=100000, 
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     counter = 0
     calls = {}
-    # Calibration doubles as the first warm-up call of each candidate.
     for cand in candidates:
         if gap is not None:
             gap()
-        single = _time_block(cand, counter, 1)
+        _time_block(cand, counter, 1)  # the first call: plans, page faults, lazy imports
         counter += 1
-        calls[cand.name] = 1 if gap is not None else max(
-            1, min(max_calls, math.ceil(min_sample_s / max(single, 1e-9))))
+        if gap is None:
+            calls[cand.name], counter = _calls_per_sample(cand, counter, min_sample_s, max_calls)
+        else:
+            calls[cand.name] = 1
     samples = {cand.name: [] for cand in candidates}
     n = len(candidates)
     for r in range(warmup + repeat):

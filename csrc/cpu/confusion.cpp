@@ -12,6 +12,7 @@
 //    matrix once all were valid (confusion_direct.cpp).
 // Integer counts are order-independent, so both give the same exact result.
 #include "cpu/confusion.h"
+#include "cpu/confusion_bin_blocks.h"
 #include "cpu/confusion_direct.h"
 #include "cpu/confusion_tally.h"
 
@@ -91,59 +92,23 @@ InvalidSample earliest(const std::vector<InvalidSample>& found) {
   return {};
 }
 
+// The private tables' sink of bin_blocks: each block's bins are counted at once.
+struct CountIntoTables {
+  PrivateTables tables;
+  bool predicts() const { return true; }
+  uint32_t* bins_at(int64_t) { return nullptr; }  // the walk's own block
+  void take(const uint32_t* bins, int width) { count_bins(bins, width, tables); }
+};
+
 // Tallies rows [r0, r1) into a thread's private tables, reading labels of type T
 // (true) and P (predicted; int64 predictions of `predict` when there are scores)
-// in place. Returns the first invalid sample (tallying stops there: the caller
-// discards the tables).
+// in place; skipped samples land in the dump cell C * C. Returns the first invalid
+// sample (tallying stops there: the caller discards the tables).
 template <bool HasIgnore, class T, class P>
 InvalidSample tally_private(const ConfusionCall& call, PredictFn predict, int64_t r0, int64_t r1,
                             PrivateTables tables) {
-  const AccuracyCall& a = call.a;
-  const IgnoreAs<T> ignore = ignore_as<T>(a.has_ignore, a.ignore);
-  const bool scores = predict != nullptr;
-  // Flat rows (M == 1) form one run across n; so do (N, M) labels stored as one
-  // run. Blocks of predicted samples stay inside one n (see PredictFn).
-  const bool one_run = a.M == 1 || (!scores && a.ts_n == a.M * a.ts_m && a.ys_n == a.M * a.ys_m);
-  const int64_t t_step = a.M == 1 ? a.ts_n : a.ts_m, y_step = a.M == 1 ? a.ys_n : a.ys_m;
-  int64_t predicted[kConfusionBlock];
-  uint32_t bins[kConfusionBlock];
-  const uint32_t dump = uint32_t(a.C * a.C);  // the tables' cell for skipped samples
-  for (int64_t r = r0; r < r1;) {
-    const RowIndex first = split_row(r, a.M);
-    const int64_t run = one_run ? r1 - r : a.M - first.m;
-    const int width = int(std::min<int64_t>({kConfusionBlock, r1 - r, run}));
-    const T* t = static_cast<const T*>(a.t) + t_row_offset(a, first);
-    const P* p;
-    int64_t p_step;
-    if constexpr (std::is_same_v<P, int64_t>) {
-      if (scores) predict(call, first, width, predicted);
-      p = scores ? predicted : static_cast<const P*>(a.y) + y_row_offset(a, first);
-      p_step = scores ? 1 : y_step;
-    } else {
-      p = static_cast<const P*>(a.y) + y_row_offset(a, first);
-      p_step = y_step;
-    }
-    // Unit strides get their own (vectorised) copy of the loop. Predictions from
-    // scores are in [0, C) by construction: only t is checked.
-    bool bad = false;
-    if constexpr (std::is_same_v<P, int64_t>) {
-      if (scores)
-        bad = t_step == 1 ? bin_scores_block<HasIgnore>(t, 1, predicted, width, a.C, ignore, bins)
-                          : bin_scores_block<HasIgnore>(t, t_step, predicted, width, a.C, ignore, bins);
-    }
-    if (!scores)
-      bad = t_step == 1 && p_step == 1 ? bin_block<HasIgnore>(t, 1, p, 1, width, a.C, ignore, dump, bins)
-                                       : bin_block<HasIgnore>(t, t_step, p, p_step, width, a.C, ignore, dump, bins);
-    if (bad) {
-      for (int i = 0; i < width; ++i) {
-        const int64_t ti = int64_t(t[i * t_step]), pi = int64_t(p[i * p_step]);
-        if (confusion_bin(ti, pi, a.C, a.has_ignore, a.ignore) == kBinInvalid) return {r + i, ti, pi};
-      }
-    }
-    count_bins(bins, width, tables);
-    r += width;
-  }
-  return {};
+  CountIntoTables sink{tables};
+  return bin_blocks<HasIgnore, uint32_t, T, P>(call, predict, r0, r1, uint32_t(call.a.C * call.a.C), sink);
 }
 
 using TallyFn = InvalidSample (*)(const ConfusionCall&, PredictFn, int64_t, int64_t, PrivateTables);

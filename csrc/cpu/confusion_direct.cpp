@@ -19,7 +19,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "cpu/confusion_tally.h"
+#include "cpu/confusion_bin_blocks.h"
 #include "cpu/cpu_features.h"
 #include "cpu/row_shares.h"
 #include "cpu/thread_pool.h"

@@ -1,12 +1,8 @@
 // The direct confusion count's binning compiled for AVX2: the portable loops of
 // confusion_direct_bins.h, vectorised with this file's flags (2-3x faster than
 // the baseline build's for contiguous 4- and 8-byte labels, measured on Zen 3).
-#include <algorithm>
-#include <type_traits>
-
-#include "cpu/confusion.h"
+#include "cpu/confusion_bin_blocks.h"
 #include "cpu/confusion_direct.h"
-#include "cpu/confusion_tally.h"
 #include "semantics/dtypes.h"
 
 namespace {

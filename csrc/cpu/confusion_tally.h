@@ -72,14 +72,14 @@ static inline bool bin_block(const T* t, int64_t ts, const P* p, int64_t ps, int
 
 // bin_block for predictions taken from scores: every p is an argmax in [0, C), so
 // only the true label is checked, and the bin t * C + p (< C * C, which fits 32
-// bits whenever private tables are used) is computed in 32 bits from the low
-// halves. The check stays in T's own width (a 64-bit label can pass 2^32).
+// bits for 32-bit bins) is computed in 32 bits from the low halves. The check
+// stays in T's own width (a 64-bit label can pass 2^32).
 template <bool HasIgnore, class T>
 static inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, int width, int64_t C, IgnoreAs<T> ignore,
-                             uint32_t* bins) {
+                                    uint32_t skipped, uint32_t* bins) {
   using W = BinWord<T, uint32_t>;
   const W c = W(C);
-  const uint32_t c32 = uint32_t(C), dump = c32 * c32;
+  const uint32_t c32 = uint32_t(C);
   W bad = 0;
   for (int i = 0; i < width; ++i) {
     const T ti = t[i * ts];
@@ -89,7 +89,7 @@ static inline bool bin_scores_block(const T* t, int64_t ts, const int64_t* p, in
     bad |= ~in & ~skip & 1;
     // A mask select, not a ?: (the compiler made that a branch per sample).
     const uint32_t keep = 0u - uint32_t(in & ~skip & 1);
-    bins[i] = ((uint32_t(tw) * c32 + uint32_t(p[i])) & keep) | (dump & ~keep);
+    bins[i] = ((uint32_t(tw) * c32 + uint32_t(p[i])) & keep) | (skipped & ~keep);
   }
   return bad != 0;
 }

@@ -241,11 +241,11 @@ def test_measure_interleaves_and_takes_medians():
     cands = [Candidate(n, (lambda n: lambda i: order.append((n, i)))(n)) for n in "abc"]
     res = measure(cands, repeat=3, warmup=1, min_sample_s=0.0, max_calls=1)
     assert set(res) == {"a", "b", "c"}
-    # Per candidate a first call and a calibration call (no check block: with min_sample_s 0 every
-    # call is long), then 4 rounds in rotating order; the call index is one shared counter.
+    # Per candidate a first call, a calibration call and a check call, then 4 rounds in rotating
+    # order; the call index is one shared counter.
     names = [n for n, _ in order]
-    assert names[:6] == ["a", "a", "b", "b", "c", "c"]
-    assert names[6:9] == ["a", "b", "c"] and names[9:12] == ["b", "c", "a"] and names[12:15] == ["c", "a", "b"]
+    assert names[:9] == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    assert names[9:12] == ["a", "b", "c"] and names[12:15] == ["b", "c", "a"] and names[15:18] == ["c", "a", "b"]
     assert [i for _, i in order] == list(range(len(order)))
     for t in res.values():
         assert len(t.samples_s) == 3 and t.median_s == statistics.median(t.samples_s)

@@ -24,19 +24,23 @@ def test_back_to_back_repeats_short_calls_inside_a_sample():
     assert timings["noop"].calls_per_sample > 1
 
 
-def test_a_slow_first_call_does_not_set_the_sample_length():
-    # A first call 1000x slower than the rest (a plan measuring its kernels) must not leave the
-    # candidate timed one cold call per sample.
+@pytest.mark.parametrize("slow_calls", [1, 2])
+def test_slow_first_calls_do_not_set_the_sample_length(slow_calls):
+    # First calls 1000x slower than the rest (a plan measuring its kernels, fresh pages) must not
+    # leave the candidate timed one cold call per sample.
     import time
-    first = [True]
+    made = []
 
     def call(i):
-        if first[0]:
-            first[0] = False
+        made.append(i)
+        if len(made) <= slow_calls:
             time.sleep(0.02)
 
-    timings = measure([Candidate("planned", call)], repeat=2, warmup=0, min_sample_s=0.005)
+    timings = measure([Candidate("planned", call), Candidate("noop", lambda i: made.append(i))],
+                      repeat=2, warmup=1, min_sample_s=0.005)
     assert timings["planned"].calls_per_sample > 100
+    # Calibration blocks included, every call got the next index of the one shared counter.
+    assert made == list(range(len(made)))
 
 
 def test_memory_gap_calibrates_to_a_bounded_length():

@@ -209,6 +209,15 @@ def test_out_of_range_label_values_that_wrap_in_32_bits(isa):
             with pytest.raises(ValueError, match=r"%s holds the label %d \(sample 17\)" % (name, value)):
                 fm.confusion_matrix(p, t, C)
             target[17] = saved
+    # From scores (C * C > N: the direct path), where only t is checked and bins are 32-bit.
+    y = np.random.default_rng(17).standard_normal((500, C)).astype(np.float32)
+    for value in [2 ** 32 + 3, -(2 ** 32) + 3, 2 ** 63 - 1]:
+        saved = t[17]
+        t[17] = value
+        with pytest.raises(ValueError, match=r"t holds the label %d \(sample 17\)" % value):
+            fm.confusion_matrix(y, t, C)
+        t[17] = saved
+    np.testing.assert_array_equal(fm.confusion_matrix(y, t, C), reference(y, t, C))
     u = t.astype(np.uint64)
     u[3] = 2 ** 64 - 1
     with pytest.raises(ValueError, match=r"t holds the label %d \(sample 3\)" % (2 ** 64 - 1)):

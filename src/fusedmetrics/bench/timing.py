@@ -58,9 +58,8 @@ def _calls_per_sample(cand, counter, min_sample_s, max_calls):
         calls = min(max_calls, calls * 10)
         elapsed = _time_block(cand, counter, calls)
         counter += calls
-    if calls == 1 and elapsed >= 2 * min_sample_s:
-        return 1, counter  # a long call: one per sample whatever its warm time
-    # Once more at the estimated length: the second call can still be cold (fresh pages).
+    # Once more at the estimated length: the second call can still be cold (fresh pages,
+    # another buffer of the rotation).
     calls = fill(calls, elapsed)
     elapsed = _time_block(cand, counter, calls)
     return fill(calls, elapsed), counter + calls

@@ -1,5 +1,5 @@
 """The vector tally of contiguous integer labels (AVX2 builds: both labels 1-2 bytes wide with
-C <= 255, or both 4 bytes wide) against numpy int64 bincount, on every CPU ISA: block and
+C <= 255, or both 4 or both 8 bytes wide) against numpy int64 bincount, on every CPU ISA: block and
 vector-width boundaries, ignored and invalid samples at every position, label values that
 only look in range once narrowed, runs of one bin through the rotating copies, and the
 uint32 counters' spill."""
@@ -11,6 +11,7 @@ from fusedmetrics import _core
 
 NARROW = [np.int8, np.uint8, np.int16, np.uint16]
 WIDE = [np.int32, np.uint32]
+WIDEST = [np.int64, np.uint64]
 # Around the 16-sample vector step and the 256-sample block.
 LENGTHS = [1, 2, 15, 16, 17, 31, 255, 256, 257, 271, 512, 4111]
 
@@ -36,11 +37,11 @@ def _check(p, t, C, ignore_label=None):
     np.testing.assert_array_equal(got, reference(p, t, C, ignore_label))
 
 
-@pytest.mark.parametrize("pair", _pairs(NARROW) + _pairs(WIDE), ids=_pair_id)
+@pytest.mark.parametrize("pair", _pairs(NARROW) + _pairs(WIDE) + _pairs(WIDEST), ids=_pair_id)
 def test_vector_pairs_every_length(isa, pair):
     t_dtype, p_dtype = pair
     rng = np.random.default_rng(np.dtype(t_dtype).num * 17 + np.dtype(p_dtype).num)
-    wide = np.dtype(t_dtype).itemsize == 4
+    wide = np.dtype(t_dtype).itemsize >= 4
     for C in [1, 2, 3, 16, 17, 100, 127] + ([255, 256, 300, 1000] if wide else []):
         if C - 1 > min(np.iinfo(t_dtype).max, np.iinfo(p_dtype).max):
             continue
@@ -48,9 +49,13 @@ def test_vector_pairs_every_length(isa, pair):
             t = rng.integers(0, C, n).astype(t_dtype)
             p = rng.integers(0, C, n).astype(p_dtype)
             _check(p, t, C)
-            # An ignore label inside and one outside [0, C); predictions of ignored samples
-            # may be anything, the largest value of the dtype included.
-            for ignore in {C - 1, min(C + 5, int(np.iinfo(t_dtype).max))}:
+            # An ignore label inside and one outside [0, C) (-1 for signed labels: all bits
+            # set); predictions of ignored samples may be anything, the dtype's largest value
+            # included.
+            ignores = {C - 1, min(C + 5, int(np.iinfo(t_dtype).max))}
+            if np.iinfo(t_dtype).min < 0:
+                ignores.add(-1)
+            for ignore in ignores:
                 t2, p2 = t.copy(), p.copy()
                 t2[::3] = ignore
                 p2[::3] = np.iinfo(p_dtype).max
@@ -58,7 +63,8 @@ def test_vector_pairs_every_length(isa, pair):
 
 
 @pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int8, np.int16), (np.int32, np.int32),
-                                  (np.uint32, np.int32)], ids=_pair_id)
+                                  (np.uint32, np.int32), (np.int64, np.int64), (np.uint64, np.int64)],
+                         ids=_pair_id)
 def test_ignored_and_invalid_at_every_position(isa, pair):
     """300 samples: a full block, then vector steps, then a scalar tail of 12."""
     t_dtype, p_dtype = pair
@@ -88,9 +94,12 @@ def test_ignored_and_invalid_at_every_position(isa, pair):
     (np.uint16, [255, 256 + 3, 65535]),
     (np.int32, [-1, 65536 + 3, -65536 + 3, 2 ** 31 - 1, -2 ** 31, 2 ** 16 * 255 + 3]),
     (np.uint32, [2 ** 16 + 3, 2 ** 31, 2 ** 31 + 3, 2 ** 32 - 1]),
+    (np.int64, [-1, 2 ** 32 + 3, -(2 ** 32) + 3, 2 ** 32, 2 ** 31 + 3, 2 ** 63 - 1, -2 ** 63, 255 * 2 ** 32 + 3]),
+    (np.uint64, [2 ** 32 + 3, 2 ** 63, 2 ** 63 + 3, 2 ** 64 - 1]),
 ], ids=lambda v: np.dtype(v).name if isinstance(v, type) else "")
 def test_values_in_range_only_once_narrowed_are_invalid(isa, dtype, values):
-    """A lane of 16 or 32 bits must not turn an out-of-range label into a valid one."""
+    """A lane of 16 or 32 bits (or the low half of a 64-bit label) must not turn an out-of-range
+    label into a valid one."""
     C = 5
     n = 40
     t = (np.arange(n) % C).astype(dtype)
@@ -106,7 +115,26 @@ def test_values_in_range_only_once_narrowed_are_invalid(isa, dtype, values):
         _check(p, t, C)
 
 
-@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int32, np.int32)], ids=_pair_id)
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64], ids=lambda d: np.dtype(d).name)
+def test_wide_labels_are_ignored_only_when_every_bit_matches(isa, dtype):
+    """8-byte labels are compared in two 32-bit halves: one that matches the ignore label in its
+    low half only is an invalid label, not an ignored one."""
+    C, n = 5, 40
+    t = (np.arange(n) % C).astype(dtype)
+    p = (np.arange(n)[::-1] % C).astype(dtype)
+    cases = [(7, 2 ** 32 + 7), (2 ** 32 + 7, 7)] + ([(-1, 2 ** 32 - 1)] if dtype is np.int64 else [])
+    for ignore, lookalike in cases:
+        for where in [0, 9, 17, n - 1]:
+            saved = t[where]
+            t[where] = ignore
+            _check(p, t, C, ignore)
+            t[where] = lookalike
+            with pytest.raises(ValueError, match=r"t holds the label %d \(sample %d\)" % (lookalike, where)):
+                fm.confusion_matrix(p, t, C, ignore_label=ignore)
+            t[where] = saved
+
+
+@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int32, np.int32), (np.int64, np.int64)], ids=_pair_id)
 @pytest.mark.parametrize("C", [2, 10, 31, 32, 63, 64, 255, 1000])
 def test_one_bin_hit_more_than_65535_times(isa, pair, C):
     """Every sample in one bin (8 copies up to C = 31, 4 up to 63, then 1), more often than a 16-bit
@@ -124,7 +152,8 @@ def test_one_bin_hit_more_than_65535_times(isa, pair, C):
     assert got.sum() == n
 
 
-@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int16, np.uint8), (np.int32, np.uint32)], ids=_pair_id)
+@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int16, np.uint8), (np.int32, np.uint32),
+                                  (np.int64, np.uint64)], ids=_pair_id)
 def test_uint32_counters_spill_with_the_vector_tally(pair):
     """The spill interval cuts a thread's share into ranges of any length; each range ends
     in its own vector steps and scalar tail."""
@@ -145,7 +174,7 @@ def test_uint32_counters_spill_with_the_vector_tally(pair):
         _core._set_confusion_spill_rows(0)
 
 
-@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int32, np.int32)], ids=_pair_id)
+@pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int32, np.int32), (np.int64, np.int64)], ids=_pair_id)
 def test_image_labels_one_run_per_image_and_strided(isa, pair):
     """(N, H, W) labels: one run when both are C-contiguous, one run per image when rows are
     cut, the typed loop for strided pixels; ignore label 255 as in segmentation data."""
@@ -177,5 +206,6 @@ def test_threads_split_the_vector_tally():
             fm.set_num_threads(threads)
             _check(p, t, 100)
             _check(p.astype(np.int32), t.astype(np.int32), 100, 3)
+            _check(p.astype(np.int64), t.astype(np.int64), 100, 3)
     finally:
         fm.set_num_threads(before)

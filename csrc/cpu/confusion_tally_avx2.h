@@ -1,10 +1,11 @@
 // The AVX2 tally of contiguous integer labels (included, inside an anonymous
 // namespace, by the avx2 and avx512 builds; it needs <immintrin.h>, <cstring>,
 // <type_traits>, cpu/confusion.h, cpu/confusion_tally.h and semantics/dtypes.h). Sixteen samples per step: both labels range-checked
-// with one unsigned min/compare each, the bins t * C + p (or the dump cell)
-// computed in vector lanes and stored 16 bits wide when C <= 255, so the scalar
-// increment loop reads four bins per 64-bit load. That loop is what is left:
-// about one load and one store per sample.
+// with one unsigned min/compare each (8-byte labels: on their low halves, with
+// the high halves required 0), the bins t * C + p (or the dump cell) computed in
+// vector lanes and stored 16 bits wide when C <= 255, so the scalar increment
+// loop reads four bins per 64-bit load. That loop is what is left: about one
+// load and one store per sample.
 
 // Sixteen labels of type X widened to 16-bit lanes (sign-extended when signed,
 // so a negative label reads as >= 2^15 unsigned: out of range).
@@ -24,20 +25,57 @@ inline __m256i in_range_32(__m256i v, __m256i cm1) { return _mm256_cmpeq_epi32(_
 // The constants of one call, broadcast once.
 struct TallyConstants {
   __m256i cm1, c, dump, ignore;  // per lane width (16 or 32 bits)
+  __m256i ignore_high;           // 8-byte labels: the ignore label's high half
 };
 
-// Bins of eight 32-bit lanes; `ok` (all ones) keeps the lanes valid or ignored.
+// The bins of eight 32-bit lanes given which are valid and which ignored; `ok`
+// (all ones) keeps the lanes valid or ignored.
 template <bool HasIgnore>
-inline __m256i bins_8x32(__m256i t, __m256i p, const TallyConstants& k, __m256i& ok) {
-  __m256i valid = _mm256_and_si256(in_range_32(t, k.cm1), in_range_32(p, k.cm1));
+inline __m256i select_bins_8x32(__m256i t, __m256i p, __m256i valid, __m256i skip, const TallyConstants& k,
+                                __m256i& ok) {
   if constexpr (HasIgnore) {
-    const __m256i skip = _mm256_cmpeq_epi32(t, k.ignore);
     ok = _mm256_and_si256(ok, _mm256_or_si256(valid, skip));
     valid = _mm256_andnot_si256(skip, valid);
   } else {
     ok = _mm256_and_si256(ok, valid);
   }
   return _mm256_blendv_epi8(k.dump, _mm256_add_epi32(_mm256_mullo_epi32(t, k.c), p), valid);
+}
+
+template <bool HasIgnore>
+inline __m256i bins_8x32(__m256i t, __m256i p, const TallyConstants& k, __m256i& ok) {
+  const __m256i valid = _mm256_and_si256(in_range_32(t, k.cm1), in_range_32(p, k.cm1));
+  const __m256i skip = HasIgnore ? _mm256_cmpeq_epi32(t, k.ignore) : _mm256_setzero_si256();
+  return select_bins_8x32<HasIgnore>(t, p, valid, skip, k, ok);
+}
+
+// The low or high 32-bit halves of eight 64-bit labels held four and four in a
+// and b, as lanes a0 a1 b0 b1 a2 a3 b2 b3. t and p are split the same way, so
+// each lane still pairs a sample's labels (the order of bins does not matter).
+inline __m256i low_halves(__m256i a, __m256i b) {
+  return _mm256_castps_si256(
+      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
+}
+inline __m256i high_halves(__m256i a, __m256i b) {
+  return _mm256_castps_si256(
+      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Bins of eight 64-bit label pairs: a label is in [0, C) when its high half is 0
+// and its low half is (C <= 32768 < 2^31), and ignored when both halves match.
+template <bool HasIgnore>
+inline __m256i bins_8x64(const __m256i* t, const __m256i* p, const TallyConstants& k, __m256i& ok) {
+  const __m256i t0 = _mm256_loadu_si256(t), t1 = _mm256_loadu_si256(t + 1);
+  const __m256i p0 = _mm256_loadu_si256(p), p1 = _mm256_loadu_si256(p + 1);
+  const __m256i tl = low_halves(t0, t1), th = high_halves(t0, t1);
+  const __m256i pl = low_halves(p0, p1), ph = high_halves(p0, p1);
+  const __m256i highs_zero = _mm256_cmpeq_epi32(_mm256_or_si256(th, ph), _mm256_setzero_si256());
+  const __m256i valid =
+      _mm256_and_si256(_mm256_and_si256(in_range_32(tl, k.cm1), in_range_32(pl, k.cm1)), highs_zero);
+  const __m256i skip = HasIgnore ? _mm256_and_si256(_mm256_cmpeq_epi32(tl, k.ignore),
+                                                    _mm256_cmpeq_epi32(th, k.ignore_high))
+                                 : _mm256_setzero_si256();
+  return select_bins_8x32<HasIgnore>(tl, pl, valid, skip, k, ok);
 }
 
 template <bool HasIgnore>
@@ -57,11 +95,17 @@ inline __m256i bins_16x16(__m256i t, __m256i p, const TallyConstants& k, __m256i
 template <class T, class P, class Bin, bool HasIgnore>
 inline void vector_bins(const T* t, const P* p, int width, const TallyConstants& k, Bin* bins, __m256i& ok) {
   for (int i = 0; i < width; i += 16) {
-    if constexpr (sizeof(T) == 4) {
+    if constexpr (sizeof(T) >= 4) {
       const __m256i* tv = reinterpret_cast<const __m256i*>(t + i);
       const __m256i* pv = reinterpret_cast<const __m256i*>(p + i);
-      const __m256i lo = bins_8x32<HasIgnore>(_mm256_loadu_si256(tv), _mm256_loadu_si256(pv), k, ok);
-      const __m256i hi = bins_8x32<HasIgnore>(_mm256_loadu_si256(tv + 1), _mm256_loadu_si256(pv + 1), k, ok);
+      __m256i lo, hi;
+      if constexpr (sizeof(T) == 8) {
+        lo = bins_8x64<HasIgnore>(tv, pv, k, ok);
+        hi = bins_8x64<HasIgnore>(tv + 2, pv + 2, k, ok);
+      } else {
+        lo = bins_8x32<HasIgnore>(_mm256_loadu_si256(tv), _mm256_loadu_si256(pv), k, ok);
+        hi = bins_8x32<HasIgnore>(_mm256_loadu_si256(tv + 1), _mm256_loadu_si256(pv + 1), k, ok);
+      }
       if constexpr (sizeof(Bin) == 2) {
         // Packing interleaves the halves: the order of bins does not matter.
         _mm256_store_si256(reinterpret_cast<__m256i*>(bins + i), _mm256_packus_epi32(lo, hi));
@@ -119,17 +163,18 @@ inline void prefetch_ahead(const X* block, int width) {
 template <class T, class P, class Bin, bool HasIgnore>
 bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_t C, int64_t ignore_label,
                        fm::cpu::PrivateTables tables) {
-  using Lane = std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t>;
+  using Lane = std::conditional_t<sizeof(T) >= 4, uint32_t, uint16_t>;
   const T* t = static_cast<const T*>(t_base);
   const P* p = static_cast<const P*>(p_base);
   const fm::cpu::IgnoreAs<T> ignore = fm::cpu::ignore_as<T>(HasIgnore, ignore_label);
   TallyConstants k;
   if constexpr (sizeof(Lane) == 4) {
+    const uint64_t ignore_bits = uint64_t(int64_t(ignore.value));
     k = {_mm256_set1_epi32(int(C - 1)), _mm256_set1_epi32(int(C)), _mm256_set1_epi32(int(C * C)),
-         _mm256_set1_epi32(int(ignore.value))};
+         _mm256_set1_epi32(int(uint32_t(ignore_bits))), _mm256_set1_epi32(int(uint32_t(ignore_bits >> 32)))};
   } else {
     k = {_mm256_set1_epi16(short(C - 1)), _mm256_set1_epi16(short(C)), _mm256_set1_epi16(short(C * C)),
-         _mm256_set1_epi16(short(ignore.value))};
+         _mm256_set1_epi16(short(ignore.value)), _mm256_setzero_si256()};
   }
   constexpr int kBlock = fm::cpu::kConfusionBlock;
   alignas(32) Bin bins[kBlock];
@@ -162,8 +207,9 @@ fm::cpu::LabelTallyFn tally_with_ignore(bool ignore) {
 }
 
 // The AVX2 tally for this label pair and C, or nullptr: both labels 1-2 bytes
-// wide with C <= 255 (16-bit lanes), or both 4 bytes wide (32-bit lanes; 16-bit
-// bins while C <= 255). Bins of 32-bit lanes fit while C * C + 1 <= 2^31.
+// wide with C <= 255 (16-bit lanes), or both 4 or both 8 bytes wide (32-bit
+// lanes; 16-bit bins while C <= 255). Bins of 32-bit lanes fit while
+// C * C + 1 <= 2^31.
 fm::cpu::LabelTallyFn select_label_tally_with_avx2(int t_code, int p_code, int64_t C, bool has_ignore, int64_t ignore) {
   if (C < 1 || C > 32768) return nullptr;
   return fm::with_label_type(t_code, [&](auto t_zero) -> fm::cpu::LabelTallyFn {
@@ -173,7 +219,7 @@ fm::cpu::LabelTallyFn select_label_tally_with_avx2(int t_code, int p_code, int64
       using P = decltype(p_zero);
       if constexpr (sizeof(T) <= 2 && sizeof(P) <= 2) {
         if (C <= 255) return tally_with_ignore<T, P, uint16_t>(skip);
-      } else if constexpr (sizeof(T) == 4 && sizeof(P) == 4) {
+      } else if constexpr ((sizeof(T) == 4 && sizeof(P) == 4) || (sizeof(T) == 8 && sizeof(P) == 8)) {
         return C <= 255 ? tally_with_ignore<T, P, uint16_t>(skip) : tally_with_ignore<T, P, uint32_t>(skip);
       }
       return nullptr;

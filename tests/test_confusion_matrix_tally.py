@@ -1,5 +1,6 @@
-"""The vector tally of contiguous integer labels (AVX2 builds: both labels 1-2 bytes wide with
-C <= 255, or both 4 or both 8 bytes wide) against numpy int64 bincount, on every CPU ISA: block and
+"""The vector tally of contiguous integer labels (AVX2 builds: any two label dtypes, in 16-bit
+lanes when both are 1-2 bytes wide and C <= 255, else in 32-bit lanes up to C = 32768) against
+numpy int64 bincount, on every CPU ISA: block and
 vector-width boundaries, ignored and invalid samples at every position, label values that
 only look in range once narrowed, runs of one bin through the rotating copies, and the
 uint32 counters' spill."""
@@ -37,15 +38,20 @@ def _check(p, t, C, ignore_label=None):
     np.testing.assert_array_equal(got, reference(p, t, C, ignore_label))
 
 
-@pytest.mark.parametrize("pair", _pairs(NARROW) + _pairs(WIDE) + _pairs(WIDEST), ids=_pair_id)
+ALL = NARROW + WIDE + WIDEST
+SAME_WIDTH = [(t, p) for t in ALL for p in ALL if np.dtype(t).itemsize == np.dtype(p).itemsize]
+MIXED_WIDTH = [(t, p) for t in ALL for p in ALL if np.dtype(t).itemsize != np.dtype(p).itemsize]
+
+
+@pytest.mark.parametrize("pair", SAME_WIDTH + MIXED_WIDTH, ids=_pair_id)
 def test_vector_pairs_every_length(isa, pair):
     t_dtype, p_dtype = pair
     rng = np.random.default_rng(np.dtype(t_dtype).num * 17 + np.dtype(p_dtype).num)
-    wide = np.dtype(t_dtype).itemsize >= 4
-    for C in [1, 2, 3, 16, 17, 100, 127] + ([255, 256, 300, 1000] if wide else []):
+    same = pair in SAME_WIDTH  # mixed widths: fewer cases (48 pairs), each load path still met
+    for C in [1, 2, 3, 16, 17, 100, 127, 255, 256, 300, 1000] if same else [3, 100, 255, 256, 1000]:
         if C - 1 > min(np.iinfo(t_dtype).max, np.iinfo(p_dtype).max):
             continue
-        for n in LENGTHS:
+        for n in LENGTHS if same else [15, 17, 257, 4111]:
             t = rng.integers(0, C, n).astype(t_dtype)
             p = rng.integers(0, C, n).astype(p_dtype)
             _check(p, t, C)
@@ -63,7 +69,8 @@ def test_vector_pairs_every_length(isa, pair):
 
 
 @pytest.mark.parametrize("pair", [(np.uint8, np.uint8), (np.int8, np.int16), (np.int32, np.int32),
-                                  (np.uint32, np.int32), (np.int64, np.int64), (np.uint64, np.int64)],
+                                  (np.uint32, np.int32), (np.int64, np.int64), (np.uint64, np.int64),
+                                  (np.int64, np.int32), (np.uint8, np.int64), (np.int16, np.uint32)],
                          ids=_pair_id)
 def test_ignored_and_invalid_at_every_position(isa, pair):
     """300 samples: a full block, then vector steps, then a scalar tail of 12."""
@@ -102,17 +109,23 @@ def test_values_in_range_only_once_narrowed_are_invalid(isa, dtype, values):
     label into a valid one."""
     C = 5
     n = 40
-    t = (np.arange(n) % C).astype(dtype)
-    p = (np.arange(n)[::-1] % C).astype(dtype)
-    for value in values:
-        for where in [0, 7, 16, 33, n - 1]:
-            for target, name in [(t, "t"), (p, r"y \(integer predictions\)")]:
-                saved = target[where]
-                target[where] = value
-                with pytest.raises(ValueError, match=r"%s holds the label %d \(sample %d\)" % (name, value, where)):
-                    fm.confusion_matrix(p, t, C)
-                target[where] = saved
-        _check(p, t, C)
+    # The other label of the same dtype, and of another width (the mixed-width loads).
+    for other in [dtype, np.int8 if np.dtype(dtype).itemsize >= 4 else np.int64]:
+        for t_dtype, p_dtype in [(dtype, other), (other, dtype)]:
+            t = (np.arange(n) % C).astype(t_dtype)
+            p = (np.arange(n)[::-1] % C).astype(p_dtype)
+            for value in values:
+                for where in [0, 7, 16, 33, n - 1]:
+                    for target, name in [(t, "t"), (p, r"y \(integer predictions\)")]:
+                        if target.dtype != dtype:
+                            continue
+                        saved = target[where]
+                        target[where] = value
+                        with pytest.raises(ValueError,
+                                           match=r"%s holds the label %d \(sample %d\)" % (name, value, where)):
+                            fm.confusion_matrix(p, t, C)
+                        target[where] = saved
+            _check(p, t, C)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint64], ids=lambda d: np.dtype(d).name)

@@ -28,54 +28,59 @@ struct TallyConstants {
   __m256i ignore_high;           // 8-byte labels: the ignore label's high half
 };
 
-// The bins of eight 32-bit lanes given which are valid and which ignored; `ok`
-// (all ones) keeps the lanes valid or ignored.
-template <bool HasIgnore>
-inline __m256i select_bins_8x32(__m256i t, __m256i p, __m256i valid, __m256i skip, const TallyConstants& k,
-                                __m256i& ok) {
+// Eight labels of type X in 32-bit lanes, in order: the value's low half, and
+// (8-byte X) its high half. Narrow signed labels are sign-extended, so a negative
+// one reads as >= 2^31 unsigned: out of range. 8-byte labels are split by two
+// shuffles (lanes x0 x1 x4 x5 x2 x3 x6 x7), put in order by one permute only
+// when the other label is narrower (`InOrder`): two 8-byte labels split alike
+// still pair lane by lane, and the order of bins does not matter.
+struct Lanes32 {
+  __m256i low, high;
+};
+template <class X, bool InOrder>
+inline Lanes32 load_8x32(const X* x) {
+  if constexpr (sizeof(X) == 8) {
+    const __m256 a = _mm256_loadu_ps(reinterpret_cast<const float*>(x));
+    const __m256 b = _mm256_loadu_ps(reinterpret_cast<const float*>(x + 4));
+    __m256i low = _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    __m256i high = _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    if constexpr (InOrder) {
+      low = _mm256_permute4x64_epi64(low, _MM_SHUFFLE(3, 1, 2, 0));
+      high = _mm256_permute4x64_epi64(high, _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    return {low, high};
+  } else if constexpr (sizeof(X) == 4) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)), _mm256_setzero_si256()};
+  } else if constexpr (sizeof(X) == 2) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+    return {std::is_signed_v<X> ? _mm256_cvtepi16_epi32(v) : _mm256_cvtepu16_epi32(v), _mm256_setzero_si256()};
+  } else {
+    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x));
+    return {std::is_signed_v<X> ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v), _mm256_setzero_si256()};
+  }
+}
+
+// Bins of eight label pairs in 32-bit lanes (C <= 32768 < 2^31): a label is in
+// [0, C) when its low half is and its high half (8-byte labels) is 0, and
+// ignored when both halves match the ignore label's; `ok` (all ones) keeps the
+// lanes valid or ignored.
+template <bool HasIgnore, class T, class P>
+inline __m256i bins_8x32(const T* t_at, const P* p_at, const TallyConstants& k, __m256i& ok) {
+  constexpr bool in_order = sizeof(T) != sizeof(P);
+  const Lanes32 t = load_8x32<T, in_order>(t_at), p = load_8x32<P, in_order>(p_at);
+  __m256i valid = _mm256_and_si256(in_range_32(t.low, k.cm1), in_range_32(p.low, k.cm1));
+  const __m256i zero = _mm256_setzero_si256();
+  if constexpr (sizeof(T) == 8) valid = _mm256_and_si256(valid, _mm256_cmpeq_epi32(t.high, zero));
+  if constexpr (sizeof(P) == 8) valid = _mm256_and_si256(valid, _mm256_cmpeq_epi32(p.high, zero));
   if constexpr (HasIgnore) {
+    __m256i skip = _mm256_cmpeq_epi32(t.low, k.ignore);
+    if constexpr (sizeof(T) == 8) skip = _mm256_and_si256(skip, _mm256_cmpeq_epi32(t.high, k.ignore_high));
     ok = _mm256_and_si256(ok, _mm256_or_si256(valid, skip));
     valid = _mm256_andnot_si256(skip, valid);
   } else {
     ok = _mm256_and_si256(ok, valid);
   }
-  return _mm256_blendv_epi8(k.dump, _mm256_add_epi32(_mm256_mullo_epi32(t, k.c), p), valid);
-}
-
-template <bool HasIgnore>
-inline __m256i bins_8x32(__m256i t, __m256i p, const TallyConstants& k, __m256i& ok) {
-  const __m256i valid = _mm256_and_si256(in_range_32(t, k.cm1), in_range_32(p, k.cm1));
-  const __m256i skip = HasIgnore ? _mm256_cmpeq_epi32(t, k.ignore) : _mm256_setzero_si256();
-  return select_bins_8x32<HasIgnore>(t, p, valid, skip, k, ok);
-}
-
-// The low or high 32-bit halves of eight 64-bit labels held four and four in a
-// and b, as lanes a0 a1 b0 b1 a2 a3 b2 b3. t and p are split the same way, so
-// each lane still pairs a sample's labels (the order of bins does not matter).
-inline __m256i low_halves(__m256i a, __m256i b) {
-  return _mm256_castps_si256(
-      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
-}
-inline __m256i high_halves(__m256i a, __m256i b) {
-  return _mm256_castps_si256(
-      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
-// Bins of eight 64-bit label pairs: a label is in [0, C) when its high half is 0
-// and its low half is (C <= 32768 < 2^31), and ignored when both halves match.
-template <bool HasIgnore>
-inline __m256i bins_8x64(const __m256i* t, const __m256i* p, const TallyConstants& k, __m256i& ok) {
-  const __m256i t0 = _mm256_loadu_si256(t), t1 = _mm256_loadu_si256(t + 1);
-  const __m256i p0 = _mm256_loadu_si256(p), p1 = _mm256_loadu_si256(p + 1);
-  const __m256i tl = low_halves(t0, t1), th = high_halves(t0, t1);
-  const __m256i pl = low_halves(p0, p1), ph = high_halves(p0, p1);
-  const __m256i highs_zero = _mm256_cmpeq_epi32(_mm256_or_si256(th, ph), _mm256_setzero_si256());
-  const __m256i valid =
-      _mm256_and_si256(_mm256_and_si256(in_range_32(tl, k.cm1), in_range_32(pl, k.cm1)), highs_zero);
-  const __m256i skip = HasIgnore ? _mm256_and_si256(_mm256_cmpeq_epi32(tl, k.ignore),
-                                                    _mm256_cmpeq_epi32(th, k.ignore_high))
-                                 : _mm256_setzero_si256();
-  return select_bins_8x32<HasIgnore>(tl, pl, valid, skip, k, ok);
+  return _mm256_blendv_epi8(k.dump, _mm256_add_epi32(_mm256_mullo_epi32(t.low, k.c), p.low), valid);
 }
 
 template <bool HasIgnore>
@@ -91,21 +96,15 @@ inline __m256i bins_16x16(__m256i t, __m256i p, const TallyConstants& k, __m256i
   return _mm256_blendv_epi8(k.dump, _mm256_add_epi16(_mm256_mullo_epi16(t, k.c), p), valid);
 }
 
-// Bin words: uint16_t when every bin (the dump cell C * C included) fits.
-template <class T, class P, class Bin, bool HasIgnore>
+// Bin words: uint16_t when every bin (the dump cell C * C included) fits. Lane:
+// the width labels are checked and binned in (16 bits: both labels 1-2 bytes
+// wide and C <= 255).
+template <class T, class P, class Bin, class Lane, bool HasIgnore>
 inline void vector_bins(const T* t, const P* p, int width, const TallyConstants& k, Bin* bins, __m256i& ok) {
   for (int i = 0; i < width; i += 16) {
-    if constexpr (sizeof(T) >= 4) {
-      const __m256i* tv = reinterpret_cast<const __m256i*>(t + i);
-      const __m256i* pv = reinterpret_cast<const __m256i*>(p + i);
-      __m256i lo, hi;
-      if constexpr (sizeof(T) == 8) {
-        lo = bins_8x64<HasIgnore>(tv, pv, k, ok);
-        hi = bins_8x64<HasIgnore>(tv + 2, pv + 2, k, ok);
-      } else {
-        lo = bins_8x32<HasIgnore>(_mm256_loadu_si256(tv), _mm256_loadu_si256(pv), k, ok);
-        hi = bins_8x32<HasIgnore>(_mm256_loadu_si256(tv + 1), _mm256_loadu_si256(pv + 1), k, ok);
-      }
+    if constexpr (sizeof(Lane) == 4) {
+      const __m256i lo = bins_8x32<HasIgnore>(t + i, p + i, k, ok);
+      const __m256i hi = bins_8x32<HasIgnore>(t + i + 8, p + i + 8, k, ok);
       if constexpr (sizeof(Bin) == 2) {
         // Packing interleaves the halves: the order of bins does not matter.
         _mm256_store_si256(reinterpret_cast<__m256i*>(bins + i), _mm256_packus_epi32(lo, hi));
@@ -159,11 +158,11 @@ inline void prefetch_ahead(const X* block, int width) {
     _mm_prefetch(reinterpret_cast<const char*>(from + b), _MM_HINT_T0);
 }
 
-// The LabelTallyFn for label types T (true) and P (predicted) of one lane width.
-template <class T, class P, class Bin, bool HasIgnore>
+// The LabelTallyFn for label types T (true) and P (predicted), checked and binned
+// in Lane-wide vector lanes.
+template <class T, class P, class Bin, class Lane, bool HasIgnore>
 bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_t C, int64_t ignore_label,
                        fm::cpu::PrivateTables tables) {
-  using Lane = std::conditional_t<sizeof(T) >= 4, uint32_t, uint16_t>;
   const T* t = static_cast<const T*>(t_base);
   const P* p = static_cast<const P*>(p_base);
   const fm::cpu::IgnoreAs<T> ignore = fm::cpu::ignore_as<T>(HasIgnore, ignore_label);
@@ -183,12 +182,12 @@ bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_
   for (; i + kBlock <= n; i += kBlock) {
     prefetch_ahead(t + i, kBlock);
     prefetch_ahead(p + i, kBlock);
-    vector_bins<T, P, Bin, HasIgnore>(t + i, p + i, kBlock, k, bins, ok);
+    vector_bins<T, P, Bin, Lane, HasIgnore>(t + i, p + i, kBlock, k, bins, ok);
     count_bin_words(bins, kBlock, tables);
   }
   const int rest = int(n - i), vector_part = rest & ~15;
   if (vector_part > 0) {
-    vector_bins<T, P, Bin, HasIgnore>(t + i, p + i, vector_part, k, bins, ok);
+    vector_bins<T, P, Bin, Lane, HasIgnore>(t + i, p + i, vector_part, k, bins, ok);
     count_bin_words(bins, vector_part, tables);
   }
   bool bad = !_mm256_testc_si256(ok, _mm256_set1_epi32(-1));
@@ -201,15 +200,15 @@ bool tally_labels_avx2(const void* t_base, const void* p_base, int64_t n, int64_
   return bad;
 }
 
-template <class T, class P, class Bin>
+template <class T, class P, class Bin, class Lane>
 fm::cpu::LabelTallyFn tally_with_ignore(bool ignore) {
-  return ignore ? tally_labels_avx2<T, P, Bin, true> : tally_labels_avx2<T, P, Bin, false>;
+  return ignore ? tally_labels_avx2<T, P, Bin, Lane, true> : tally_labels_avx2<T, P, Bin, Lane, false>;
 }
 
-// The AVX2 tally for this label pair and C, or nullptr: both labels 1-2 bytes
-// wide with C <= 255 (16-bit lanes), or both 4 or both 8 bytes wide (32-bit
-// lanes; 16-bit bins while C <= 255). Bins of 32-bit lanes fit while
-// C * C + 1 <= 2^31.
+// The AVX2 tally for this label pair and C (any two label dtypes), or nullptr
+// for C > 32768: 16-bit lanes when both labels are 1-2 bytes wide and C <= 255,
+// else 32-bit lanes (bins fit while C * C + 1 <= 2^31); 16-bit bins while
+// C <= 255.
 fm::cpu::LabelTallyFn select_label_tally_with_avx2(int t_code, int p_code, int64_t C, bool has_ignore, int64_t ignore) {
   if (C < 1 || C > 32768) return nullptr;
   return fm::with_label_type(t_code, [&](auto t_zero) -> fm::cpu::LabelTallyFn {
@@ -218,11 +217,10 @@ fm::cpu::LabelTallyFn select_label_tally_with_avx2(int t_code, int p_code, int64
     return fm::with_label_type(p_code, [&](auto p_zero) -> fm::cpu::LabelTallyFn {
       using P = decltype(p_zero);
       if constexpr (sizeof(T) <= 2 && sizeof(P) <= 2) {
-        if (C <= 255) return tally_with_ignore<T, P, uint16_t>(skip);
-      } else if constexpr ((sizeof(T) == 4 && sizeof(P) == 4) || (sizeof(T) == 8 && sizeof(P) == 8)) {
-        return C <= 255 ? tally_with_ignore<T, P, uint16_t>(skip) : tally_with_ignore<T, P, uint32_t>(skip);
+        if (C <= 255) return tally_with_ignore<T, P, uint16_t, uint16_t>(skip);
       }
-      return nullptr;
+      return C <= 255 ? tally_with_ignore<T, P, uint16_t, uint32_t>(skip)
+                      : tally_with_ignore<T, P, uint32_t, uint32_t>(skip);
     });
   });
 }

@@ -102,6 +102,23 @@ def test_ratios_come_from_the_same_run(tiny_doc):
         best_mt = (r["bytes"] // 4 * 4) / min(r["samples_s"]["ceiling_mt"]) / 1e9
         assert r["ceiling_mt_best_gbps"] == pytest.approx(best_mt, rel=1e-12)
         assert r["pct_of_ceiling_mt"] == pytest.approx(100 * r["gbps"]["ours"] / best_mt, rel=1e-12)
+    confusion = doc["suites"]["confusion"]["results"]
+    for r in confusion:
+        t = r["time_s"]
+        for k, ratio in r["speedup"].items():
+            assert ratio == pytest.approx(t[k] / t["ours"], rel=1e-12)
+        assert r["gbps"]["ours"] == pytest.approx(r["bytes"] / t["ours"] / 1e9, rel=1e-12)
+        if r["kind"] == "scores":
+            # The read ceiling over the same bytes, from the same run.
+            assert set(r["speedup"]) == {"numpy", "accuracy"}
+            assert r["gbps"]["ceiling"] == pytest.approx((r["bytes"] // 4 * 4) / t["ceiling"] / 1e9, rel=1e-12)
+            read = max(r["gbps"]["ceiling"], r["gbps"]["ceiling_mt"])
+            assert r["pct_of_read_ceiling"] == pytest.approx(100 * r["gbps"]["ours"] / read, rel=1e-12)
+        else:
+            assert "ceiling" not in t and "pct_of_ceiling" not in r
+    labels = {(r["C"], r["dtype"]) for r in confusion if r["kind"] == "labels"}
+    assert {(19, "int32/int64"), (19, "uint8/int64"), (1000, "int32/int64"), (19, "int64")} <= labels
+    assert (1000, "uint8/int64") not in labels   # uint8 truth cannot hold 1000 classes
     for r in doc["suites"]["summary"]["results"]:
         for k, ratio in r["speedup"].items():
             assert ratio == pytest.approx(r["time_s"][k] / r["time_s"]["ours"], rel=1e-12)

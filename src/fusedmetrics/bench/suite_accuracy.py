@@ -35,7 +35,8 @@ from . import data, hooks
 from .planner_settle import settle_planner
 from .errors import GuardError, SkipSuite
 from .optional import try_import
-from .timing import Candidate, ParallelSum, measure, reader_threads, rounds, spread
+from .ceiling import Ceiling, gpu_l2
+from .timing import Candidate, measure, rounds, spread
 
 NAME = "accuracy"
 
@@ -88,7 +89,7 @@ def run_case(ctx, case):
     xp, n, c, dtype = ctx.xp, case["N"], case["C"], np.dtype(case["dtype"])
     label_dtype = np.dtype(ctx.label_dtype)
     nbytes = data.input_bytes(n, c, dtype, label_dtype)
-    cache = ctx.llc_bytes if ctx.device == "cpu" else _gpu_l2(ctx)
+    cache = ctx.llc_bytes if ctx.device == "cpu" else gpu_l2(ctx)
     pool_n = data.pool_size(nbytes, cache)
     if ctx.device == "cuda":
         pool_n = max(pool_n, 3)
@@ -133,12 +134,8 @@ def run_case(ctx, case):
         candidates.append(Candidate("chainer", lambda i: F.accuracy(*pick(i)), ctx.sync_fn))
     if ctx.torch and ctx.device == "cpu":
         candidates += _torch_candidates(ctx, ours, pool, guard_sets, where)
-    ceiling_name, ceiling_bytes, ceiling_cand, ceiling_keep = _ceiling(ctx, maker, nbytes, pool_n)
-    candidates.append(ceiling_cand)
-    parallel = None
-    if ctx.device == "cpu":
-        parallel = ParallelSum(ceiling_keep, reader_threads())
-        candidates.append(Candidate("ceiling_mt", parallel))
+    ceiling = Ceiling(ctx, maker, nbytes, pool_n)
+    candidates += ceiling.candidates
 
     decision = settle_planner(ctx, lambda i: ours(*pick(i)))
     per_mode = {}
@@ -148,10 +145,9 @@ def run_case(ctx, case):
                                      on_round=ctx.progress.step if ctx.progress else None,
                                      gap=ctx.memory_gap() if mode == "loop" else None)
     finally:
-        if parallel is not None:
-            parallel.close()
-    del pool, guard_sets, ceiling_keep, parallel
-    results = [_result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes,
+        ceiling.close()
+    del pool, guard_sets
+    results = [_result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling,
                        chainer_ok if F is not None else None)
                for mode, timings in per_mode.items()]
     for r in results:
@@ -195,7 +191,7 @@ def _torch_candidates(ctx, ours, pool, guard_sets, where):
     return out
 
 
-def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceiling_bytes, chainer_ok):
+def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling, chainer_ok):
     n, c, dtype = case["N"], case["C"], np.dtype(case["dtype"])
     label_dtype = np.dtype(ctx.label_dtype)
     ours_t = timings["ours"].median_s
@@ -203,14 +199,12 @@ def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceili
         "N": n, "C": c, "dtype": dtype.name, "label_dtype": label_dtype.name, "labels": ctx.label_mode,
         "device": ctx.device, "mode": mode,
         "bytes": nbytes, "buffers": pool_n, "pool_exceeds_cache": bool(cache is None or nbytes * pool_n > 2 * cache),
-        "ceiling": ceiling_name,
         "chainer_value_exact": chainer_ok,
         "time_s": {k: v.median_s for k, v in timings.items()},
         "samples_s": {k: v.samples_s for k, v in timings.items()},
         "spread_s": {k: spread(v.samples_s) for k, v in timings.items()},
         "calls_per_sample": {k: v.calls_per_sample for k, v in timings.items()},
-        "gbps": {k: (ceiling_bytes if k.startswith("ceiling") else nbytes) / v.median_s / 1e9
-                 for k, v in timings.items()},
+        "gbps": {k: nbytes / v.median_s / 1e9 for k, v in timings.items() if not k.startswith("ceiling")},
         "speedup": {k: v.median_s / ours_t for k, v in timings.items()
                     if not k.startswith(("ours", "ceiling", "torchmetrics"))},
     }
@@ -218,47 +212,12 @@ def _result(ctx, case, mode, timings, nbytes, pool_n, cache, ceiling_name, ceili
         ours_torch_t = timings["ours_torch"].median_s
         result["torch_input_ratio"] = ours_torch_t / ours_t
         result["speedup_torch"] = {k: timings[k].median_s / ours_torch_t for k in ("torchmetrics",) if k in timings}
-    result["pct_of_ceiling"] = 100.0 * result["gbps"]["ours"] / result["gbps"]["ceiling"]
-    if "ceiling_mt" in timings:
-        # A ceiling is the best the machine gave: threads sharing one CPU for a while (seen on
-        # this VM) make the median of a threaded reader understate it.
-        result["ceiling_mt"] = f"best of numpy.sum on {reader_threads()} threads, one slice each (float32)"
-        result["ceiling_mt_best_gbps"] = ceiling_bytes / min(timings["ceiling_mt"].samples_s) / 1e9
-        result["pct_of_ceiling_mt"] = 100.0 * result["gbps"]["ours"] / result["ceiling_mt_best_gbps"]
-        read_ceiling = max(result["gbps"]["ceiling"], result["gbps"]["ceiling_mt"])
-        result["pct_of_read_ceiling"] = 100.0 * result["gbps"]["ours"] / read_ceiling
+    ceiling.fill(result, timings)
     if mode == "loop":
         result["gap_ms"] = 1e3 * ctx.memory_gap().measured_s
     if result["chainer_value_exact"] is None:
         del result["chainer_value_exact"]
     return result
-
-
-def _gpu_l2(ctx):
-    try:
-        return int(ctx.cupy.cuda.runtime.getDeviceProperties(ctx.cupy.cuda.Device().id)["l2CacheSize"])
-    except Exception:
-        return 64 << 20
-
-
-def _ceiling(ctx, maker, nbytes, pool_n):
-    """The memory ceiling over the same byte count, as a timing candidate."""
-    elems = max(1, nbytes // 4)
-    if ctx.device == "cuda":
-        cp = ctx.cupy
-        srcs = [maker.uniform((elems,), np.float32) for _ in range(pool_n)]
-        dst = cp.empty_like(srcs[0])
-        stream = cp.cuda.get_current_stream()
-        size = elems * 4
-
-        def copy(i):
-            dst.data.copy_from_device_async(srcs[i % pool_n].data, size, stream)
-        # GB/s of a copy counts the bytes read and the bytes written.
-        return ("device-to-device copy (read+write bytes)", 2 * size,
-                Candidate("ceiling", copy, ctx.sync_fn), (srcs, dst))
-    bufs = [maker.uniform((elems,), np.float32) for _ in range(pool_n)]
-    return ("numpy.sum read (float32)", elems * 4,
-            Candidate("ceiling", lambda i: bufs[i % pool_n].sum()), bufs)
 
 
 def table(results):

@@ -204,3 +204,26 @@ def test_several_k_refuse_a_bad_out_before_any_launch(cuda, out, message):
     with pytest.raises((ValueError, TypeError), match=message):
         fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t), k=(1, 3), out=out)
     assert cuda.order == []
+
+
+def test_copies_of_unwalkable_layouts_run_on_the_launch_stream_after_the_labels(fake_cupy, cuda):
+    rng = np.random.default_rng(23)
+    y = rng.integers(-3, 4, (6, 3, 4, 5)).astype(np.float32)[:, :, :, :3]  # trailing axes not one stride
+    t = rng.integers(-1, 4, (6, 4, 5)).astype(np.int64)[:, :, :3]
+    out = FakeDeviceArray(np.zeros(2, np.int64))
+    fm.accuracy_counts(FakeDeviceArray(y, stream=7), FakeDeviceArray(t, stream=9), out=out)
+    assert cuda.order[0] == ("wait", 9, 7) and cuda.order[-1] == ("launch", 7)
+    assert fake_cupy.ops and {stream for _, stream in fake_cupy.ops} == {7}
+    np.testing.assert_array_equal(out.array, top_k_counts(y, t))
+
+
+@pytest.mark.parametrize("k", [1, (1, 2)])
+def test_a_bad_out_is_refused_before_any_copy_of_an_unwalkable_layout(fake_cupy, cuda, k):
+    rng = np.random.default_rng(24)
+    y = rng.integers(-3, 4, (6, 3, 4, 5)).astype(np.float32)[:, :, :, :3]
+    t = rng.integers(-1, 3, (6, 4, 5)).astype(np.int64)[:, :, :3]
+    shape = (2,) if k == 1 else (2, 2)
+    out = FakeDeviceArray(np.zeros(shape, np.int64), readonly=True)
+    with pytest.raises(ValueError, match="out is read-only"):
+        fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t), k=k, out=out)
+    assert fake_cupy.ops == [] and cuda.order == []

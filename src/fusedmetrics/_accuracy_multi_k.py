@@ -46,29 +46,12 @@ class _CounterRow:
         return {"shape": (2,), "typestr": "<i8", "strides": None, "data": (self.ptr, False), "version": 3}
 
 
-def _device_out_ptr(out, n_k, device_id):
-    """Pointer of a writable C-contiguous int64 (n_k, 2) array on device_id."""
-    from ._interop import describe
-    if not is_device_array(out):
-        raise ValueError("out must be an int64 array of shape (%d, 2) on y's device (GPU %d); got a host array"
-                         % (n_k, device_id))
-    od = describe(out, "out")
-    if od.readonly:
-        raise ValueError("out is read-only (its __cuda_array_interface__ data flag says so); "
-                         "the counts are added into it")
-    contiguous = od.strides[1] == 8 and (n_k == 1 or od.strides[0] == 16) if len(od.strides) == 2 else False
-    if od.dtype != np.int64 or tuple(od.shape) != (n_k, 2) or not contiguous or od.device_id != device_id:
-        raise ValueError("out must be a C-contiguous int64 array of shape (%d, 2) on GPU %d; got dtype %s, "
-                         "shape %s, strides %s on GPU %d" % (n_k, device_id, od.dtype, tuple(od.shape),
-                                                            od.strides, od.device_id))
-    return od.ptr
-
-
 def _device_counts(y, t, ignore_label, ks, out):
     """Row i of out += [correct for ks[i], total], one launch per k on y's stream. A new
     result is zeroed on that stream (a torch tensor for torch input); every argument is
     checked before the first launch."""
     from . import _device_accuracy
+    from ._device_inputs import out_ptr
     from ._device_streams import zeros
     from ._interop import describe, is_torch_tensor
     torch_in = is_torch_tensor(y)
@@ -78,7 +61,7 @@ def _device_counts(y, t, ignore_label, ks, out):
         out = torch.zeros((len(ks), 2), dtype=torch.int64, device=y.device)
     elif out is None:
         out = zeros((len(ks), 2), yd.device_id, yd.stream_ptr)
-    base = _device_out_ptr(out, len(ks), yd.device_id)
+    base = out_ptr(out, (len(ks), 2), yd.device_id)
     for i, k in enumerate(ks):
         _device_accuracy.counts(y, t, ignore_label, k, _CounterRow(base + 16 * i, yd.device_id))
     return out

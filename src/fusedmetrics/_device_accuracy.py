@@ -11,9 +11,10 @@ event, no host sync), so labels produced there are complete before they are read
 import numpy as np
 
 from . import _layout
-from ._device_streams import on_stream as _on_stream
-from ._device_streams import wait_for, zeros
-from ._interop import cuda_module, describe, is_device_array, is_torch_tensor, require_cupy, torch_readable
+from ._device_inputs import count_on_copies, readable_pair
+from ._device_inputs import out_ptr as device_out_ptr
+from ._device_streams import on_stream, wait_for, zeros
+from ._interop import cuda_module, describe, is_torch_tensor, require_cupy
 
 # As for the host plans in _accuracy: a training loop repeats a few call shapes.
 _PLANS = {}
@@ -42,20 +43,6 @@ def _plan(yd, td, ignore_label, k):
     return plan
 
 
-def _out_ptr(out, device_id):
-    """Pointer of a contiguous int64 (2,) counter array on device_id."""
-    if not is_device_array(out):
-        raise ValueError("out must be on the same device as y (GPU %d); got a host array" % device_id)
-    od = describe(out, "out")
-    if od.readonly:
-        raise ValueError("out is read-only (its __cuda_array_interface__ data flag says so); "
-                         "the counts are added into it")
-    if od.dtype != np.int64 or tuple(od.shape) != (2,) or od.strides != (8,) or od.device_id != device_id:
-        raise ValueError("out must be a contiguous int64 array of shape (2,) on GPU %d; got dtype %s, shape %s, "
-                         "strides %s on GPU %d" % (device_id, od.dtype, tuple(od.shape), od.strides, od.device_id))
-    return od.ptr
-
-
 def counts(y, t, ignore_label, k, out):
     """Adds [correct, total] of device scores y against device labels t into out
     (a zeroed counter on y's stream when out is None); returns out.
@@ -63,28 +50,12 @@ def counts(y, t, ignore_label, k, out):
     torch tensors need no CuPy: the counter is a torch tensor, allocated and zeroed
     on torch's current stream, which is also the launch stream."""
     torch_in = is_torch_tensor(y)
-    if torch_in:
-        y = torch_readable(y)
-    if is_torch_tensor(t):
-        t = torch_readable(t)
-    yd, td = describe(y, "y"), describe(t, "t")
-    if yd.device_id != td.device_id:
-        raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
-                         % (yd.device_id, td.device_id))
+    y, t, yd, td = readable_pair(y, t)
     plan = _plan(yd, td, ignore_label, k)
+    # Checked before any copy below as well: a refused out queues nothing.
+    out_ptr = None if out is None else device_out_ptr(out, (2,), yd.device_id)
     if isinstance(plan, _layout.View):  # axes that cannot be walked as one: copy, then count
-        if torch_in or is_torch_tensor(t):
-            y = y.contiguous() if plan.y_contiguous_copy else y
-            t = t.contiguous() if plan.t_contiguous_copy else t
-            return counts(y, t, ignore_label, k, out)
-        # The copies run on y's stream (a foreign array's data is ready there, not on
-        # CuPy's current stream), after t's stream; the copies are then CuPy arrays on it.
-        cupy = require_cupy()
-        wait_for(td.stream_ptr, yd.stream_ptr, yd.device_id)
-        with _on_stream(cupy, yd.stream_ptr, yd.device_id):
-            y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
-            t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
-            return counts(y, t, ignore_label, k, out)
+        return count_on_copies(plan, y, t, yd, td, lambda y, t: counts(y, t, ignore_label, k, out))
     if out is None and torch_in:
         import torch
 
@@ -93,8 +64,6 @@ def counts(y, t, ignore_label, k, out):
     elif out is None:
         out = zeros(2, yd.device_id, yd.stream_ptr)
         out_ptr = out.data.ptr
-    else:
-        out_ptr = _out_ptr(out, yd.device_id)
     wait_for(td.stream_ptr, yd.stream_ptr, yd.device_id)  # labels ready on another stream: order, never sync
     plan.launch(yd.ptr, td.ptr, out_ptr, yd.device_id, yd.stream_ptr)
     return out
@@ -109,5 +78,5 @@ def accuracy_value(y, t, ignore_label, value_of):
         return value_of(counts(y, t, ignore_label, 1, None), y.dtype)
     yd = describe(y, "y")
     got = counts(y, t, ignore_label, 1, None)
-    with _on_stream(require_cupy(), yd.stream_ptr, yd.device_id):
+    with on_stream(require_cupy(), yd.stream_ptr, yd.device_id):
         return value_of(got, yd.dtype)

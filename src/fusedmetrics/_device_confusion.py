@@ -7,8 +7,10 @@ allocates is zeroed on the launch stream."""
 import numpy as np
 
 from . import _confusion_host, _layout
-from ._device_streams import on_stream, wait_for, zeros
-from ._interop import cuda_module, describe, is_device_array, is_torch_tensor, require_cupy, torch_readable
+from ._device_inputs import count_on_copies, readable_pair
+from ._device_inputs import out_ptr as device_out_ptr
+from ._device_streams import wait_for, zeros
+from ._interop import cuda_module, is_torch_tensor
 
 _PLANS = {}
 _MAX_PLANS = 256
@@ -33,61 +35,20 @@ def _plan(yd, td, num_classes, ignore_label):
     return plan
 
 
-def _device_ptr(array, shape, device_id, name):
-    """Pointer of a C-contiguous int64 array of this shape on device_id."""
-    if not is_device_array(array):
-        raise ValueError("%s must be on the same device as y (GPU %d); got a host array" % (name, device_id))
-    d = describe(array, name)
-    if d.readonly:
-        raise ValueError("%s is read-only (its __cuda_array_interface__ data flag says so); the counts are "
-                         "added into it" % name)
-    contiguous = all(n == 1 or s == 8 * c for n, s, c in zip(shape, d.strides, _contiguous_strides(shape)))
-    if d.dtype != np.int64 or tuple(d.shape) != shape or not contiguous or d.device_id != device_id:
-        raise ValueError("%s must be a C-contiguous int64 array of shape %s on GPU %d; got dtype %s, shape %s, "
-                         "strides %s on GPU %d" % (name, shape, device_id, d.dtype, tuple(d.shape), d.strides,
-                                                   d.device_id))
-    return d.ptr
-
-
-def _contiguous_strides(shape):
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
-
-
 def counts(y, t, num_classes, ignore_label, out, invalid):
     """Adds the counts of device y against device t into out (when None, a new zeroed
     matrix: a torch tensor for torch y, else a CuPy array) and the out-of-range count into ``invalid`` (a 0-d int64
     device array; when None such samples are only left out). Returns out."""
     torch_in = is_torch_tensor(y)
-    if torch_in:  # a pending negation would flip the argmax: read the values it stands for
-        y = torch_readable(y)
-    if is_torch_tensor(t):
-        t = torch_readable(t)
-    yd, td = describe(y, "y"), describe(t, "t")
-    if yd.device_id != td.device_id:
-        raise ValueError("y and t must be on the same device; got y on GPU %d and t on GPU %d"
-                         % (yd.device_id, td.device_id))
+    y, t, yd, td = readable_pair(y, t)
     plan = _plan(yd, td, num_classes, ignore_label)
     shape = (num_classes, num_classes)
-    # Checked before the copies below as well: a refused out or invalid queues nothing.
-    out_ptr = None if out is None else _device_ptr(out, shape, yd.device_id, "out")
-    invalid_ptr = 0 if invalid is None else _device_ptr(invalid, (), yd.device_id, "invalid")
-    if isinstance(plan, _layout.View) and (torch_in or is_torch_tensor(t)):  # torch copies on its own stream
-        y = y.contiguous() if plan.y_contiguous_copy else y
-        t = t.contiguous() if plan.t_contiguous_copy else t
-        return counts(y, t, num_classes, ignore_label, out, invalid)
+    # Checked before any copy below as well: a refused out or invalid queues nothing.
+    out_ptr = None if out is None else device_out_ptr(out, shape, yd.device_id)
+    invalid_ptr = 0 if invalid is None else device_out_ptr(invalid, (), yd.device_id, "invalid")
     if isinstance(plan, _layout.View):  # axes that cannot be walked as one: copy, then count
-        # The copies run on y's stream, after t's (a foreign array's data is ready
-        # there, not on CuPy's current stream); they are then CuPy arrays on it.
-        cupy = require_cupy()
-        wait_for(td.stream_ptr, yd.stream_ptr, yd.device_id)
-        with on_stream(cupy, yd.stream_ptr, yd.device_id):
-            y = cupy.ascontiguousarray(y) if plan.y_contiguous_copy else y
-            t = cupy.ascontiguousarray(t) if plan.t_contiguous_copy else t
-            return counts(y, t, num_classes, ignore_label, out, invalid)
+        return count_on_copies(plan, y, t, yd, td,
+                               lambda y, t: counts(y, t, num_classes, ignore_label, out, invalid))
     if out is None and torch_in:  # torch users need no CuPy; zeroed on torch's current stream, the launch's
         import torch
 

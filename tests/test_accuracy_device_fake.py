@@ -8,7 +8,7 @@ import pytest
 
 import fake_cuda
 import fusedmetrics as fm
-from fusedmetrics import _device_accuracy, _interop
+from fusedmetrics import _device_accuracy, _interop, _layout
 from fake_cuda import FakeDeviceArray
 from reference import top_k_counts
 
@@ -18,7 +18,7 @@ def cuda(monkeypatch):
     module = fake_cuda.module()
     monkeypatch.setattr(_interop, "cuda_module", lambda: module)
     monkeypatch.setattr(_device_accuracy, "cuda_module", lambda: module)
-    monkeypatch.setattr(_device_accuracy, "_PLANS", {})
+    monkeypatch.setattr(_device_accuracy, "_PLANS", _layout.PlanCache())
     return module
 
 
@@ -59,6 +59,14 @@ def test_strided_and_trailing_axes_reach_the_plan_as_element_strides(cuda):
     np.testing.assert_array_equal(out.array, top_k_counts(y_view, t_view))
     plan, = cuda.AccuracyPlan.built
     assert plan.y_strides == (30, 3, 1) and plan.t_strides == (6, 1)
+
+
+@pytest.mark.parametrize("ignore", [np.array(-1), np.int64(-1)])
+def test_an_ignore_label_the_host_takes_is_taken_on_the_device(cuda, ignore):
+    y, t = _batch(np.random.default_rng(25))
+    out = FakeDeviceArray(np.zeros(2, np.int64))
+    fm.accuracy_counts(FakeDeviceArray(y), FakeDeviceArray(t), ignore, out=out)
+    np.testing.assert_array_equal(out.array, fm.accuracy_counts(y, t, -1))
 
 
 def test_uint64_ignore_label_is_converted_once(cuda):

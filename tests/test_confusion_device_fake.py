@@ -9,7 +9,7 @@ import pytest
 
 import fake_cuda
 import fusedmetrics as fm
-from fusedmetrics import _device_confusion, _dtypes, _interop
+from fusedmetrics import _device_confusion, _dtypes, _interop, _layout
 from fake_cuda import FakeDeviceArray
 
 _LOGITS = {code: name for name, code in _dtypes.LOGIT_CODES.items()}
@@ -61,7 +61,7 @@ def cuda(monkeypatch):
                                    stream_wait=stream_wait, order=order)
     monkeypatch.setattr(_interop, "cuda_module", lambda: module)
     monkeypatch.setattr(_device_confusion, "cuda_module", lambda: module)
-    monkeypatch.setattr(_device_confusion, "_PLANS", {})
+    monkeypatch.setattr(_device_confusion, "_PLANS", _layout.PlanCache())
     return module
 
 
@@ -95,6 +95,17 @@ def test_one_plan_per_shape_and_argument_errors(cuda):
                             out=FakeDeviceArray(np.zeros((3, 3), np.int32)))
     with pytest.raises(ValueError, match="same device"):
         fm.confusion_matrix(FakeDeviceArray(y), t, 3)
+
+
+@pytest.mark.parametrize("ignore", [np.array(-1), np.int64(-1), np.array([-1])[0]])
+def test_an_ignore_label_the_host_takes_is_taken_on_the_device(cuda, ignore):
+    """A 0-d array is no dict key: confusion_matrix makes every ignore label an int first."""
+    y, t = _scores_and_labels(16)
+    out = FakeDeviceArray(np.zeros((4, 4), np.int64))
+    for _ in range(2):
+        fm.confusion_matrix(FakeDeviceArray(y), FakeDeviceArray(t), 4, ignore, out=out)
+    np.testing.assert_array_equal(out.array, 2 * _host_counts(y, t, 4, -1)[0])
+    assert len(cuda.ConfusionPlan.built) == 1
 
 
 def test_invalid_counter(cuda):

@@ -17,15 +17,14 @@ from ._device_streams import on_stream, wait_for, zeros
 from ._interop import cuda_module, describe, is_torch_tensor, require_cupy
 
 # As for the host plans in _accuracy: a training loop repeats a few call shapes.
-_PLANS = {}
-_MAX_PLANS = 256
+_PLANS = _layout.PlanCache()
 
 
 def _plan(yd, td, ignore_label, k):
-    """The plan for these array descriptions, or None when a contiguous copy is needed."""
-    cacheable = ignore_label is None or type(ignore_label) is int
-    key = (yd.dtype, yd.shape, yd.strides, td.dtype, td.shape, td.strides, ignore_label, k) if cacheable else None
-    plan = _PLANS.get(key) if cacheable else None
+    """The plan for these array descriptions, or the ``_layout.View`` of the copies needed first."""
+    key = (yd.dtype, yd.shape, yd.strides, td.dtype, td.shape, td.strides, ignore_label, k) \
+        if _layout.plain_ignore(ignore_label) else None
+    plan = _PLANS.get(key)
     if plan is not None:
         return plan
     y_code, t_code = _layout.check_dtypes(yd.dtype, td.dtype, yd.shape, td.shape)
@@ -36,10 +35,7 @@ def _plan(yd, td, ignore_label, k):
         return view
     plan = cuda_module().AccuracyPlan(y_code, view.N, view.C, view.M, view.y_strides, t_code, view.t_strides,
                                       has_ignore, ignore, k)
-    if cacheable:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = plan
+    _PLANS.put(key, plan)
     return plan
 
 

@@ -12,12 +12,13 @@ from ._device_inputs import out_ptr as device_out_ptr
 from ._device_streams import wait_for, zeros
 from ._interop import cuda_module, is_torch_tensor
 
-_PLANS = {}
-_MAX_PLANS = 256
+_PLANS = _layout.PlanCache()
 
 
 def _plan(yd, td, num_classes, ignore_label):
-    key = (yd.dtype, yd.shape, yd.strides, td.dtype, td.shape, td.strides, num_classes, ignore_label)
+    """The plan for these array descriptions, or the ``_layout.View`` of the copies needed first."""
+    key = (yd.dtype, yd.shape, yd.strides, td.dtype, td.shape, td.strides, num_classes, ignore_label) \
+        if _layout.plain_ignore(ignore_label) else None
     plan = _PLANS.get(key)
     if plan is not None:
         return plan
@@ -29,9 +30,7 @@ def _plan(yd, td, num_classes, ignore_label):
         return view
     plan = cuda_module().ConfusionPlan(y_code, pred_code, view.N, num_classes, view.M, view.y_strides, t_code,
                                        view.t_strides, has_ignore, ignore)
-    if len(_PLANS) >= _MAX_PLANS:
-        _PLANS.clear()
-    _PLANS[key] = plan
+    _PLANS.put(key, plan)
     return plan
 
 

@@ -112,8 +112,14 @@ def cacheable(y, t, ignore_label):
     """Whether a host call's plan may be cached under its dtypes, shapes and strides:
     plain, aligned, native-order ndarrays and an int (or no) ignore label. Anything else
     is copied or converted first, and a plan would describe the copies."""
-    return (type(y) is np.ndarray and type(t) is np.ndarray and (ignore_label is None or type(ignore_label) is int)
+    return (type(y) is np.ndarray and type(t) is np.ndarray and plain_ignore(ignore_label)
             and y.flags.aligned and t.flags.aligned and y.dtype.isnative and t.dtype.isnative)
+
+
+def plain_ignore(ignore_label):
+    """Whether a plan may be cached under this ignore label as given: None or an int.
+    Anything else (a numpy integer, a 0-d array, which is not hashable) is converted afresh."""
+    return ignore_label is None or type(ignore_label) is int
 
 
 class PlanCache:

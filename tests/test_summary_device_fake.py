@@ -172,21 +172,26 @@ class _FakeTables:
 
 
 class _InterfaceScalar:
-    """A one-element float32 'device' value: an aligned non-null pointer is all the store reads."""
+    """A one-element float32 'device' value: an aligned non-null pointer is all the store reads.
+    The interface names the launch stream (7) unless told another."""
 
-    def __init__(self, value):
+    def __init__(self, value, stream=7):
         self.value = np.full(1, value, np.float32)
+        self.stream = stream
 
     @property
     def __cuda_array_interface__(self):
-        return {"shape": (1,), "typestr": "<f4", "data": (self.value.ctypes.data, False), "version": 3}
+        return {"shape": (1,), "typestr": "<f4", "data": (self.value.ctypes.data, False), "version": 3,
+                "stream": self.stream}
 
 
 @pytest.fixture
 def real_store(monkeypatch):
     launches = []
     module = types.SimpleNamespace(pointer_device=lambda ptr: 0,
-                                   summary_update=lambda *args: launches.append(args))
+                                   summary_update=lambda *args: launches.append(args),
+                                   stream_wait=lambda produced, launch, dev: launches.append(("wait", produced,
+                                                                                              launch)))
     monkeypatch.setattr(_interop, "cuda_module", lambda: module)
     monkeypatch.setattr(_device_moments, "cuda_module", lambda: module)
     store = _device_moments.DeviceMomentStore(0)
@@ -205,6 +210,16 @@ def test_growing_the_table_while_capturing_raises_and_changes_nothing(real_store
     assert real_store._tables.allocations == 1 and len(real_store.launches) == 1
     real_store.add([1], [_InterfaceScalar(3.0)], [1.0])  # no growth: capturable
     assert len(real_store.launches) == 2
+
+
+def test_values_and_weights_from_other_streams_are_waited_for_before_the_launch(real_store):
+    real_store.add([0, 1, 2], [_InterfaceScalar(1.0, stream=9), _InterfaceScalar(2.0), _InterfaceScalar(3.0)],
+                   [1.0, _InterfaceScalar(2.0, stream=11), _InterfaceScalar(1.0, stream=9)])
+    *waits, launch = real_store.launches
+    assert sorted(waits) == [("wait", 9, 7), ("wait", 11, 7)]   # once per stream, before the launch
+    assert launch[0] == [0, 1, 2] and launch[-2] == 7           # launched on the tables' stream
+    real_store.add([0], [_InterfaceScalar(4.0)], [_InterfaceScalar(1.0)])
+    assert real_store.launches[-1][0] == [0] and len(real_store.launches) == 4   # same stream: no wait
 
 
 @pytest.mark.parametrize("weight", [float("inf"), np.float64("inf"), float("-inf"), float("nan"), -1.0])

@@ -6,12 +6,14 @@ enough), so a caller can capture it in a CUDA graph.
 
 The table lives in the framework of the first device value: CuPy for CuPy (and
 other ``__cuda_array_interface__``) values, torch for torch CUDA tensors, whose
-users need no CuPy; launches go to that framework's current stream.
+users need no CuPy; launches go to that framework's current stream, after an event
+wait on each other stream a value or weight was produced on.
 """
 import sys
 
 import numpy as np
 
+from ._device_streams import wait_for
 from ._dtypes import scalar_code
 from ._interop import (cuda_module, current_stream_ptr, describe, is_device_array, is_torch_tensor, require_cupy,
                        torch_readable)
@@ -130,9 +132,16 @@ class DeviceMomentStore:
         self._state = table
         self._capacity = capacity
 
-    def _operand(self, value, what, index):
-        """(ptr, scalar code) of a one-element device array on this store's device."""
-        info = describe(torch_readable(value) if is_torch_tensor(value) else value, f"{what}[{index}]")
+    def _operand(self, value, what, index, keep, streams):
+        """(ptr, scalar code) of a one-element device array on this store's device. A
+        torch copy made to resolve a pending negation goes into ``keep`` (it must live
+        until the launch is queued: torch's allocator would hand its block to the next
+        operand); the stream the value was produced on goes into ``streams``."""
+        if is_torch_tensor(value):
+            value = torch_readable(value)
+            keep.append(value)
+        info = describe(value, f"{what}[{index}]")
+        streams.add(info.stream_ptr)
         ptr, dev, dtype, size = info.ptr, info.device_id, info.dtype, info.size
         if size != 1:
             raise ValueError(f"{what}[{index}] must be a scalar (one element), got {size} elements")
@@ -165,13 +174,14 @@ class DeviceMomentStore:
         if min(slots) < 0:
             raise ValueError(f"slots must be >= 0, got {min(slots)}")
         x_ptrs, x_codes, w_ptrs, w_codes, w_consts = [], [], [], [], []
+        keep, streams = [], set()
         for i in range(n):
-            ptr, code = self._operand(values[i], "values", i)
+            ptr, code = self._operand(values[i], "values", i, keep, streams)
             x_ptrs.append(ptr)
             x_codes.append(code)
             w = weights[i]
             if is_device_array(w):
-                ptr, code = self._operand(w, "weights", i)
+                ptr, code = self._operand(w, "weights", i, keep, streams)
                 w_ptrs.append(ptr)
                 w_codes.append(code)
                 w_consts.append(0.0)
@@ -185,10 +195,14 @@ class DeviceMomentStore:
         needed = max(slots) + 1
         if needed > self._capacity:
             self._grow(needed)
+        launch = tables.stream()
+        for produced_on in streams:  # values made on another stream: an event wait, no sync
+            wait_for(produced_on, launch, self.device_id)
         cuda_module().summary_update(
             slots, x_ptrs, x_codes, w_ptrs, w_codes, w_consts,
-            tables.ptr(self._state), self.device_id, tables.stream(), self._capacity,
+            tables.ptr(self._state), self.device_id, launch, self._capacity,
         )
+        del keep  # the launch is queued: torch's stream-ordered allocator may reuse the copies
 
     def statistics(self, slots, host_moments):
         """(means, stds) as float64 device arrays (CuPy or torch) of len(slots): the Chan merge of

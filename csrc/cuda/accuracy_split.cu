@@ -89,6 +89,19 @@ bool has_memory_pools(int device) {
   return value != 0;
 }
 
+// Whether the stream is capturing a graph (a failed query counts as capturing, as
+// it fails while another stream captures in global mode). The split path is then
+// left to the row kernels: its scratch would become allocation nodes in the graph,
+// which cannot then be cloned or used as a child graph.
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return true;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
 }  // namespace
 
 bool wants_split_rows(const AccuracyCall& call, std::int64_t rows) {
@@ -102,7 +115,7 @@ bool wants_split_rows(const AccuracyCall& call, std::int64_t rows) {
 cudaError_t split_rows_counts(const AccuracyCall& call, std::int64_t rows, unsigned long long* out, int device,
                               cudaStream_t stream, bool& done) {
   done = false;
-  if (!has_memory_pools(device)) return cudaSuccess;
+  if (!has_memory_pools(device) || capturing(stream)) return cudaSuccess;
   std::int64_t chunk = kChunk;
   std::int64_t chunks = (call.C + chunk - 1) / chunk;
   if (rows * chunks > kMaxBlocks) {  // keep the grid in range: longer chunks
@@ -113,6 +126,10 @@ cudaError_t split_rows_counts(const AccuracyCall& call, std::int64_t rows, unsig
   const std::size_t bytes = std::size_t(rows) * sizeof(RowState);
   void* scratch = nullptr;
   cudaError_t err = cudaMallocAsync(&scratch, bytes, stream);
+  if (err == cudaErrorMemoryAllocation) {  // the row kernels need no scratch: count with them
+    (void)cudaGetLastError();
+    return cudaSuccess;
+  }
   if (err != cudaSuccess) return err;
   err = cudaMemsetAsync(scratch, 0, bytes, stream);
   if (err == cudaSuccess) {

@@ -155,7 +155,8 @@ def accuracy_counts(y, t, ignore_label=None, *, k=1, out=None):
     any ``requires_grad``) are read in place and give a torch int64 tensor on
     their device; CUDA ones run on ``torch.cuda.current_stream()`` and need no
     CuPy. Other ``__dlpack__`` producers (JAX, ...) give numpy on the host and
-    CuPy on a GPU.
+    CuPy on a GPU. To capture device calls in a CUDA graph, pass ``out``: a new
+    result is allocated, and an allocation may break the capture or be recorded in it.
 
     On the CPU the kernel and thread count of each call shape are chosen by
     ``fusedmetrics.planner``: by default timed on the first calls of a shape that

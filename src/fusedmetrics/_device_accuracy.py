@@ -5,7 +5,7 @@ path; the plan (built once per dtypes/shapes/strides/ignore/k) holds the result 
 those checks, so a repeated call shape costs one ``describe`` per array and one
 launch. Nothing synchronises with the host: the counts stay on the device and the
 launch goes to y's stream (see ``_interop``), which lets a caller capture the call
-in a CUDA graph. When t's stream differs, the launch stream first waits on it (an
+in a CUDA graph (with ``out`` given: a new counter is an allocation). When t's stream differs, the launch stream first waits on it (an
 event, no host sync), so labels produced there are complete before they are read.
 """
 import numpy as np

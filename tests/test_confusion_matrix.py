@@ -361,3 +361,27 @@ def test_flat_row_argmax_nan_ties_and_zeros(isa, C):
         wide = np.full((len(rows), C + 5), np.nan, dtype)
         wide[:, 2:C + 2] = y
         np.testing.assert_array_equal(fm.confusion_matrix(wide[:, 2:C + 2], t, C), reference(y, t, C))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_zero_classes_count_nothing_and_refuse_every_sample_not_ignored(isa, threads):
+    """C = 0: no cell exists, so a non-ignored sample is out of range (this divided by zero once)."""
+    before = fm.get_num_threads()
+    fm.set_num_threads(threads)
+    try:
+        for y in (np.zeros(600, np.int64), np.zeros((600, 0), np.float32), np.zeros((200, 0, 3), np.float16)):
+            t = np.full(600, -1, np.int64).reshape(y.shape[:1] + y.shape[2:])
+            np.testing.assert_array_equal(fm.confusion_matrix(y, t, 0, ignore_label=-1), np.zeros((0, 0)))
+            t.flat[457] = 3
+            out = np.zeros((0, 0), np.int64)
+            with pytest.raises(ValueError, match=r"label 3 \(sample 457\), outside \[0, 0\)"):
+                fm.confusion_matrix(y, t, 0, ignore_label=-1, out=out)
+            with pytest.raises(ValueError, match=r"outside \[0, 0\)"):
+                fm.confusion_matrix(y, t, 0)
+        acc = fm.ConfusionMatrix(0, ignore_label=-1)
+        acc.update(np.zeros(4, np.int64), np.full(4, -1))
+        with pytest.raises(ValueError, match=r"outside \[0, 0\)"):
+            acc.update(np.zeros(4, np.int64), np.zeros(4, np.int64))
+        assert acc.compute().shape == (0, 0) and int(acc.invalid) == 0
+    finally:
+        fm.set_num_threads(before)

@@ -263,6 +263,7 @@ InvalidSample count_confusion(const ConfusionCall& call, PredictFn predict, int6
   const AccuracyCall& a = call.a;
   const int64_t rows = a.N * a.M, cells = a.C * a.C;
   if (rows == 0) return {};
+  if (cells == 0) return first_invalid(call, 0, rows);  // C = 0: every sample not ignored is out of range
   const bool scores = predicts_from_scores(call);
   const double sample_bytes = scores ? double(a.C) * logit_itemsize(a.y_code) : double(label_itemsize(call.pred_code));
   const double bytes = double(rows) * (sample_bytes + label_itemsize(a.t_code));

@@ -56,6 +56,48 @@ def test_deferred_values_called_once():
     assert s.compute_mean() == pytest.approx(7 / 3)
 
 
+def test_a_failing_deferred_value_keeps_those_after_it_and_raises_again():
+    calls = {"a": 0, "b": 0}
+
+    def counted(key, value):
+        def fn():
+            calls[key] += 1
+            return value
+        return fn
+
+    c_results = ["not a number", "still not", 3.0]   # fails twice, then gives a number
+    ours = fmppe.DictSummary()
+    ours.add({"a": counted("a", 1.0)})
+    ours.add({"c": lambda: c_results.pop(0)})
+    ours.add({"b": counted("b", 2.0)})
+    ours.add({"d": 4.0})
+    for _ in range(2):  # ppe raises on every read too
+        with pytest.raises(TypeError, match="'c'"):
+            ours.compute_mean()
+    assert calls == {"a": 1, "b": 0}   # a added once; b still waits behind c
+    assert ours.compute_mean() == {"d": 4.0, "a": 1.0, "c": 3.0, "b": 2.0} and calls == {"a": 1, "b": 1}
+    single = fmppe.Summary()
+    single.add(lambda: 1.0)
+    single.add(lambda: 1 / 0)
+    single.add(lambda: 5.0, weight=3)
+    with pytest.raises(ZeroDivisionError):
+        single.compute_mean()
+    assert [w for _, w in single._deferred] == [1, 3]
+
+
+@pytest.mark.parametrize("state, error, message", [
+    ({"x": {"_x": 1.0}}, ValueError, r"state of 'x' lacks _x2, _n"),
+    ([1, 2], TypeError, "must be a dict"),
+    ({"x": 3.0}, TypeError, "state of 'x' must be a dict"),
+])
+def test_malformed_ppe_state_raises_naming_the_field_and_changes_nothing(state, error, message):
+    ours = fmppe.DictSummary()
+    ours.add({"y": 2.0})
+    with pytest.raises(error, match=message):
+        ours.load_state_dict(state)
+    assert ours.compute_mean() == {"y": 2.0}
+
+
 def test_snapshot_both_ways_and_weights_only_load():
     ours, theirs = fmppe.DictSummary(), ppe.reporting.DictSummary()
     _feed([ours, theirs], np.random.default_rng(1), n=50)

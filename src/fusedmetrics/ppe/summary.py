@@ -21,7 +21,9 @@ Deliberate differences from ppe:
   weights).
 * ``DictSummary + DictSummary`` keeps first-seen key order (ppe sorts the keys).
 * A key whose only values so far are deferred appears after keys with data
-  (ppe: in first-seen order). Zero weights create no key; negative or non-finite
+  (ppe: in first-seen order). When a deferred value raises (or is not a number),
+  the values deferred before it stay added, once; it and those after it stay queued
+  and the next read raises again (ppe adds the ones before it again on every read). Zero weights create no key; negative or non-finite
   weights and complex or string values raise (see ``fusedmetrics.summary``).
 """
 import numpy
@@ -57,10 +59,10 @@ def _row_from_entry(key, entry):
     if "_fm_moments" in entry:
         row = [float(_number(v)) for v in entry["_fm_moments"]]
         return row, bool(_number(entry.get("_fm_integer_weights", False)))
-    try:
-        x, x2, n = (_number(entry[k]) for k in ("_x", "_x2", "_n"))
-    except KeyError as exc:
-        raise KeyError("state of %r lacks %s" % (key, exc)) from None
+    missing = [k for k in ("_x", "_x2", "_n") if k not in entry]
+    if missing:
+        raise ValueError("state of %r lacks %s (has %s)" % (key, ", ".join(missing), sorted(entry)))
+    x, x2, n = (_number(entry[k]) for k in ("_x", "_x2", "_n"))
     integer = isinstance(n, (int, numpy.integer)) and not isinstance(n, bool)
     w = float(n)
     if w == 0.0:
@@ -71,6 +73,12 @@ def _row_from_entry(key, entry):
 
 def _weight_is_scalar(w):
     return numpy.isscalar(w) or getattr(w, "ndim", -1) == 0
+
+
+def _requeue(summary, rest):
+    """After a deferred value failed: it and those after it wait for the next read (which
+    raises again, as ppe's does), ahead of any queued meanwhile; those before it stay added."""
+    summary._deferred[:0] = rest
 
 
 class _ReadsFlush:
@@ -103,9 +111,13 @@ class Summary(_ReadsFlush, _fm.Summary):
         super().add(value, weight)
 
     def _flush(self):
-        deferred, self._deferred = self._deferred, []
-        for fn, weight in deferred:
-            super().add(fn(), weight)
+        deferred, self._deferred = self._deferred, []  # a callable that reads this summary sees none
+        for i, (fn, weight) in enumerate(deferred):
+            try:
+                super().add(fn(), weight)
+            except BaseException:
+                _requeue(self, deferred[i:])
+                raise
 
     def state_dict(self):
         self._flush()
@@ -164,9 +176,13 @@ class DictSummary(_ReadsFlush, _fm.DictSummary):
         super().add(now)
 
     def _flush(self):
-        deferred, self._deferred = self._deferred, []
-        for key, fn, weight in deferred:
-            super().add({key: (fn(), weight)})
+        deferred, self._deferred = self._deferred, []  # a callable that reads this summary sees none
+        for i, (key, fn, weight) in enumerate(deferred):
+            try:
+                super().add({key: (fn(), weight)})
+            except BaseException:
+                _requeue(self, deferred[i:])
+                raise
 
     # -- state --------------------------------------------------------------
     def exact_state_dict(self):
@@ -182,6 +198,8 @@ class DictSummary(_ReadsFlush, _fm.DictSummary):
 
     def load_state_dict(self, to_load):
         """Loads ppe's layout (ours preferred per key when present); validated before any change."""
+        if not isinstance(to_load, dict):
+            raise TypeError("DictSummary state must be a dict {key: {_x, _x2, _n}}; got %s" % type(to_load).__name__)
         names, rows, integer = [], [], []
         for key, entry in to_load.items():  # weight-0 rows load as no entry (the validator)
             row, is_int = _row_from_entry(key, entry)

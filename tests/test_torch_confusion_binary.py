@@ -155,6 +155,24 @@ def test_confusion_accumulator_takes_tensors(scores, fdtype):
     np.testing.assert_array_equal(acc.compute(), expected)  # nothing lost or added on error
 
 
+def test_confusion_accumulator_state_loads_from_a_weights_only_torch_checkpoint(scores):
+    import io
+    y, t = scores
+    acc = fm.ConfusionMatrix(C, ignore_label=2)
+    acc.update(y, t)
+    buffer = io.BytesIO()
+    torch.save({"metric": acc.state_dict()}, buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)["metric"]
+    assert isinstance(state["matrix"], torch.Tensor) and state["matrix"].dtype == torch.int64
+    fresh = fm.ConfusionMatrix(C, ignore_label=2)
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh.compute(), _matrix_reference(y, t, C, ignore_label=2))
+    numpy_user = fm.ConfusionMatrix(C, ignore_label=2)
+    numpy_user.update(y.numpy(), t.numpy())
+    assert isinstance(numpy_user.state_dict()["matrix"], np.ndarray)   # numpy users keep numpy
+
+
 @pytest.mark.parametrize("fdtype", FLOATS, ids=str)
 @pytest.mark.parametrize("ldtype", LABELS, ids=str)
 def test_binary_accuracy_counts_every_dtype(fdtype, ldtype):

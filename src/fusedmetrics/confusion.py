@@ -145,6 +145,7 @@ class ConfusionMatrix:
     def __init__(self, num_classes, ignore_label=None):
         self.num_classes = _confusion_host.check_num_classes(num_classes)
         self.ignore_label = _check_ignore(ignore_label)
+        self._torch_user = False  # torch input seen: state_dict() then holds torch tensors
         self.reset()
 
     def reset(self):
@@ -224,6 +225,8 @@ class ConfusionMatrix:
     def update(self, y, t):
         """Adds the counts of one batch; returns self. A refused batch adds nothing and
         leaves the state where it was (a refused first device batch: on the host)."""
+        if is_torch_tensor(y) or is_torch_tensor(t):
+            self._torch_user = True
         y, t = from_dlpack(unwrap(y)), from_dlpack(unwrap(t))
         on_device = _same_device(y, t)
         if on_device and not self._device:
@@ -291,8 +294,12 @@ class ConfusionMatrix:
         return self
 
     def state_dict(self):
-        """``{'num_classes', 'ignore_label', 'matrix' (host int64 copy), 'invalid' (int)}``."""
+        """``{'num_classes', 'ignore_label', 'matrix' (host int64 copy), 'invalid' (int)}``.
+        Once an update took torch tensors, ``matrix`` is a torch CPU tensor (else numpy), so
+        a torch checkpoint holding it loads with ``torch.load(..., weights_only=True)``."""
         matrix, invalid = self._host_state()
+        if self._torch_user:
+            matrix = loaded_torch().from_numpy(matrix)
         return {"num_classes": self.num_classes, "ignore_label": self.ignore_label, "matrix": matrix,
                 "invalid": invalid}
 
@@ -323,9 +330,9 @@ class ConfusionMatrix:
     def serialize(self, serializer):
         """Chainer's serializer protocol: keys ``matrix`` (int64 (C, C)) and ``invalid``."""
         if _snapshot.is_writer(serializer):
-            state = self.state_dict()
-            serializer("matrix", state["matrix"])
-            serializer("invalid", np.asarray(state["invalid"], dtype=np.int64))
+            matrix, invalid = self._host_state()
+            serializer("matrix", matrix)
+            serializer("invalid", np.asarray(invalid, dtype=np.int64))
             return
         try:
             matrix = serializer("matrix", None)

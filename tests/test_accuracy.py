@@ -222,6 +222,21 @@ def test_empty_and_all_ignored(backend):
     np.testing.assert_array_equal(backend.accuracy_counts(np.zeros((3, 0), np.float32), np.zeros(3, int)), [0, 3])
 
 
+def test_empty_batches_with_strides_a_copy_cannot_fix():
+    """numpy takes an empty array as contiguous, so a contiguous copy keeps its odd strides:
+    empty inputs must be taken with any strides (they once reached the kernels' plans as None)."""
+    odd_t = np.zeros((1, 5, 7), np.int64)[1:1, 1:5:2, 1:7:2]
+    odd_y = np.zeros((1, 3, 5, 7), np.float32)[1:1, :, 1:5:2, 1:7:2]
+    plain_y, plain_t = np.zeros((0, 3, 2, 3), np.float32), np.zeros((0, 2, 3), np.int64)
+    unaligned_y = np.lib.stride_tricks.as_strided(np.zeros(8, np.float32), shape=(0, 3), strides=(6, 4))
+    cases = [(plain_y, odd_t), (odd_y, plain_t), (odd_y, odd_t), (unaligned_y, np.zeros(0, np.int32))]
+    for y, t in cases:
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t), [0, 0])
+        np.testing.assert_array_equal(fm.accuracy_counts(y, t, k=(1, 2)), [[0, 0], [0, 0]])
+        np.testing.assert_array_equal(fm.confusion_matrix(y, t, 3), np.zeros((3, 3)))
+        np.testing.assert_array_equal(fm.ConfusionMatrix(3).update(y, t).compute(), np.zeros((3, 3)))
+
+
 @pytest.mark.parametrize("y_shape,y_strides,t_shape", [
     ((200000, 0), (4096, 4), (200000,)),      # flat rows: kernels must not read class 0 of an empty row
     ((64, 0, 4096), (1 << 20, 4, 4), (64, 4096)),  # class-strided pixels

@@ -81,6 +81,12 @@ def normalise(y_shape, y_strides, y_itemsize, t_shape, t_strides, t_itemsize):
     ys_c = _elements(y_strides[1], y_itemsize)
     ts_m = _elements(_walk_stride(t_shape[1:], t_strides[1:]), t_itemsize)
     ts_n = _elements(t_strides[0], t_itemsize)
+    # An empty array is never read, and a copy would keep its odd strides (numpy and
+    # CuPy take an empty array as contiguous already): any strides walk it.
+    if 0 in tuple(y_shape):
+        ys_n, ys_c, ys_m = 0, 0, 0
+    if 0 in tuple(t_shape):
+        ts_n, ts_m = 0, 0
     y_copy = None in (ys_n, ys_c, ys_m)
     t_copy = None in (ts_n, ts_m)
     return View(N, C, M, (ys_n, ys_c, ys_m), (ts_n, ts_m), y_copy, t_copy)

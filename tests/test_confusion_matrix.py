@@ -385,3 +385,31 @@ def test_zero_classes_count_nothing_and_refuse_every_sample_not_ignored(isa, thr
         assert acc.compute().shape == (0, 0) and int(acc.invalid) == 0
     finally:
         fm.set_num_threads(before)
+
+
+def _self_overlapping_outs(shape):
+    from numpy.lib.stride_tricks import as_strided
+    for strides in ((0, 8),     # rows share memory (a broadcast)
+                    (8, 8),     # rows shifted by one cell
+                    (16, 4)):   # cells straddling each other
+        base = np.zeros(64, np.int64)
+        yield as_strided(base, shape, strides), base
+
+
+def test_self_overlapping_out_is_refused_and_untouched():
+    y = np.array([[0, 1], [1, 0], [0, 1]], np.float32)
+    t = np.array([1, 1, 0])
+    for out, memory in _self_overlapping_outs((2, 2)):
+        for call in (lambda: fm.confusion_matrix(y, t, 2, out=out), lambda: fm.accuracy_counts(y, t, k=(1, 2), out=out)):
+            with pytest.raises(ValueError, match="out must not overlap itself"):
+                call()
+            assert not memory.any()
+    # Views that do not overlap themselves are taken: transposed, strided.
+    for out in (np.zeros((2, 2), np.int64).T, np.zeros((2, 4), np.int64)[:, ::2]):
+        np.testing.assert_array_equal(fm.confusion_matrix(y, t, 2, out=out), reference(y, t, 2))
+    torch = pytest.importorskip("torch")
+    expanded = torch.zeros(1, 2, dtype=torch.int64).expand(2, 2)
+    with pytest.raises(ValueError, match="out must not overlap itself"):
+        fm.confusion_matrix(torch.from_numpy(y), torch.from_numpy(t), 2, out=expanded)
+    with pytest.raises(ValueError, match="out must not overlap itself"):
+        fm.accuracy_counts(torch.from_numpy(y), torch.from_numpy(t), k=(1, 2), out=expanded)

@@ -23,6 +23,9 @@ def _check_out(out, n_k):
                             if hasattr(out, "dtype") else type(out).__name__))
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
+    if _layout.overlaps_itself(out):
+        raise ValueError("out must not overlap itself; got an int64 %s view with strides %s"
+                         % (tuple(out.shape), out.strides))
     return out
 
 

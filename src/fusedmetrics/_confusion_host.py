@@ -69,6 +69,8 @@ def _check_out(out, num_classes):
             else type(out).__name__))
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
+    if _layout.overlaps_itself(out):
+        raise ValueError("out must not overlap itself; got an int64 %s view with strides %s" % (shape, out.strides))
     return out
 
 

@@ -92,6 +92,17 @@ def normalise(y_shape, y_strides, y_itemsize, t_shape, t_strides, t_itemsize):
     return View(N, C, M, (ys_n, ys_c, ys_m), (ts_n, ts_m), y_copy, t_copy)
 
 
+def overlaps_itself(a):
+    """Whether two elements of ndarray ``a`` share bytes (a zero stride, or strides that
+    interleave): counts added into such an ``out`` would land in several cells."""
+    if a.size <= 1 or a.flags.c_contiguous or a.flags.f_contiguous:
+        return False
+    offsets = np.zeros((), np.int64)
+    for n, stride in zip(a.shape, a.strides):
+        offsets = np.add.outer(offsets, np.arange(n, dtype=np.int64) * stride)
+    return bool((np.diff(np.sort(offsets, axis=None)) < a.itemsize).any())
+
+
 def ignore_value(ignore_label, t_dtype):
     """(has_ignore, value as the kernels compare it) for a label dtype.
 

@@ -57,6 +57,26 @@ def test_merge_state_dict_and_errors():
         a.merge(object())
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"matrix": np.full((5, 5), 2 ** 64 - 1, np.uint64)}, "beyond int64"),   # would read as -1
+    ({"matrix": np.full((5, 5), 2 ** 63, np.uint64)}, "beyond int64"),
+    ({"invalid": np.uint64(2 ** 63)}, "invalid must be an integer"),
+    ({"num_classes": 5.7}, "num_classes"),                                  # int() would truncate it to 5
+    ({"num_classes": "5"}, "num_classes"),
+])
+def test_states_int64_cannot_hold_or_with_inexact_sizes_are_refused(change, message):
+    y, t = batch(3)
+    acc = fm.ConfusionMatrix(5, -1)
+    acc.update(y, t)
+    before = acc.compute()
+    with pytest.raises(ValueError, match=message):
+        acc.load_state_dict(dict(acc.state_dict(), **change))
+    np.testing.assert_array_equal(acc.compute(), before)
+    ok = dict(acc.state_dict(), matrix=np.full((5, 5), 2 ** 63 - 1, np.uint64), num_classes=np.int64(5))
+    acc.load_state_dict(ok)   # the largest count int64 holds, and a numpy integer size
+    assert int(acc.compute().min()) == 2 ** 63 - 1
+
+
 def test_invalid_state_raises_in_compute():
     cm = fm.ConfusionMatrix(3)
     state = cm.state_dict()

@@ -21,6 +21,8 @@ labels outside ``labels``; here they are an error. TorchMetrics builds a C x C
 temporary per update; here nothing is allocated beyond the matrix itself (and
 small per-thread tables on the CPU).
 """
+import operator
+
 import numpy as np
 
 from . import _confusion_host, _snapshot
@@ -110,6 +112,9 @@ def _torch_host_counts(y, t, num_classes, ignore_label, out):
     return out
 
 
+_INT64_MAX = 2 ** 63 - 1
+
+
 def _check_state(matrix, invalid, num_classes, where):
     """A validated host (matrix, invalid) pair, or an error naming ``where``."""
     matrix = np.asarray(matrix)
@@ -118,9 +123,11 @@ def _check_state(matrix, invalid, num_classes, where):
                          % (where, num_classes, num_classes, matrix.dtype, matrix.shape))
     if (matrix < 0).any():
         raise ValueError("%s: the matrix has negative counts" % where)
+    if matrix.size and int(matrix.max()) > _INT64_MAX:  # uint64 counts int64 cannot hold
+        raise ValueError("%s: the matrix has counts beyond int64 (max %d)" % (where, int(matrix.max())))
     invalid = np.asarray(invalid)
-    if invalid.shape != () or invalid.dtype.kind not in "iu" or int(invalid) < 0:
-        raise ValueError("%s: invalid must be an integer >= 0; got %r" % (where, invalid))
+    if invalid.shape != () or invalid.dtype.kind not in "iu" or not 0 <= int(invalid) <= _INT64_MAX:
+        raise ValueError("%s: invalid must be an integer in [0, 2**63); got %r" % (where, invalid))
     return matrix.astype(np.int64), int(invalid)
 
 
@@ -311,8 +318,12 @@ class ConfusionMatrix:
         except (KeyError, TypeError) as exc:
             raise ValueError("ConfusionMatrix.load_state_dict: needs 'num_classes', 'matrix' and 'invalid'; "
                              "got %s (%s)" % (type(state_dict).__name__, exc)) from exc
-        if int(num_classes) != self.num_classes:
-            raise ValueError("ConfusionMatrix.load_state_dict: num_classes %s, expected %d"
+        try:
+            saved_classes = operator.index(num_classes.item() if hasattr(num_classes, "item") else num_classes)
+        except TypeError:
+            saved_classes = None
+        if saved_classes != self.num_classes:
+            raise ValueError("ConfusionMatrix.load_state_dict: num_classes %r, expected %d"
                              % (num_classes, self.num_classes))
         self._replace(*_check_state(matrix, invalid, self.num_classes, "ConfusionMatrix.load_state_dict"))
 

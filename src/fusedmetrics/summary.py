@@ -10,7 +10,10 @@ Where we deliberately differ from Chainer:
   Welford/West rule and merged with Chan's formula, whatever the input dtype.
   Chainer sums ``x`` and ``x**2`` in the input's dtype, so its std can be NaN or
   garbage (a constant float32 series gives NaN there, exactly 0.0 here). The
-  variance is clamped at 0.
+  variance is clamped at 0. The mean is the running mean, rounded at each
+  update: its last bit can differ from a correctly rounded ``sum / n`` (e.g.
+  1, 1, 3 gives 1.6666666666666665 where Chainer's exact integer sum gives
+  ...67), and adds from several threads fold in whichever order they arrive.
 * Host means and stds are ``numpy.float64`` (Chainer returns a Python float for
   Python-number inputs; ``numpy.float64`` is a float subclass, so ``float()`` and
   ``json`` behave the same). Device keys give 0-d float64 CuPy arrays (Chainer:

@@ -116,6 +116,31 @@ def test_bad_out_tensor_names_it(scores, bad):
     assert not bad.any()
 
 
+def test_out_with_a_pending_negation_is_refused_by_every_count(scores):
+    y, t = scores
+    calls = [(lambda out: fm.accuracy_counts(y, t, out=out), (2,)),
+             (lambda out: fm.accuracy_counts(y, t, k=(1, 2), out=out), (2, 2)),
+             (lambda out: fm.confusion_matrix(y, t, C, out=out), (C, C))]
+    for call, shape in calls:
+        zeros = torch.zeros(shape, dtype=torch.int64)
+        with pytest.raises(ValueError, match="out must be a plain int64 tensor"):
+            call(torch._neg_view(zeros))
+        assert not zeros.any()
+
+
+@pytest.mark.skipif(not hasattr(torch, "float8_e4m3fn"), reason="this torch has no float8")
+def test_dtypes_no_kernel_reads_name_the_argument(scores):
+    y, t = scores
+    for call in (lambda y, t: fm.accuracy_counts(y, t), lambda y, t: fm.accuracy_counts(y, t, k=(1, 2)),
+                 lambda y, t: fm.confusion_matrix(y, t, C), lambda y, t: fm.binary_accuracy_counts(y[:, 0], t)):
+        with pytest.raises(TypeError, match=r"^y has dtype torch.float8_e4m3fn, which fusedmetrics does not take"):
+            call(y.to(torch.float8_e4m3fn), t)
+    with pytest.raises(TypeError, match=r"^t has dtype torch.float8_e4m3fn"):
+        fm.accuracy_counts(y, t.to(torch.float8_e4m3fn))
+    with pytest.raises(TypeError, match=r"y must hold scores .* or integer predictions .*y.dtype bool"):
+        fm.confusion_matrix(np.array([True, False]), np.array([1, 0]), 2)
+
+
 def test_invalid_label_adds_nothing_to_out(scores):
     y, t = scores
     out = torch.ones(C, C, dtype=torch.int64)

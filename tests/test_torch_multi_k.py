@@ -128,12 +128,12 @@ def test_out_layouts(layout):
     np.testing.assert_array_equal(out.numpy(), 2 * expected)
 
 
-def test_overlapping_out_as_the_views_path_does(torch_exchange):
-    """An expanded out (rows sharing memory) is left to the numpy-views path."""
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "views"])
+def test_overlapping_out_is_refused_on_both_paths(torch_exchange, exchange):
+    """An expanded out (rows sharing memory) would get every k's counts in one row: refused."""
     y, t = _batch()
-    fast = torch.zeros(1, 2, dtype=torch.int64)
-    fm.accuracy_counts(y, t, k=(1, 5), out=fast.expand(2, 2))
-    torch_exchange(False)
-    views = torch.zeros(1, 2, dtype=torch.int64)
-    fm.accuracy_counts(y, t, k=(1, 5), out=views.expand(2, 2))
-    assert fast.tolist() == views.tolist()
+    torch_exchange(None if exchange else False)   # None: a fresh exchange cache on the next call
+    memory = torch.zeros(1, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match="out must not overlap itself"):
+        fm.accuracy_counts(y, t, k=(1, 5), out=memory.expand(2, 2))
+    assert not memory.any()

@@ -14,6 +14,7 @@ from ._interop import from_dlpack as _from_dlpack
 from ._interop import is_device_array as _is_device
 from ._interop import is_torch_tensor as _is_torch
 from ._interop import torch_host_view as _torch_host_view
+from ._interop import torch_out_view as _torch_out_view
 from ._interop import unwrap as _unwrap
 
 
@@ -298,8 +299,8 @@ def _torch_plan(y, t, ignore_label, k, key):
     """The plan of a (y, t) call shape for the in-place path, or False when the tensors
     need a copy first (byte order, alignment, axes no stride walks): cached either way,
     except for misaligned tensors (the next tensors of this shape may well be aligned)."""
-    y_view, y_dtype = _torch_host_view(y)
-    t_view = _torch_host_view(t)[0]
+    y_view, y_dtype = _torch_host_view(y, "y")
+    t_view = _torch_host_view(t, "t")[0]
     _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
     if copied and not (y_view.flags.aligned and t_view.flags.aligned):
         return False
@@ -311,11 +312,11 @@ def _torch_plan(y, t, ignore_label, k, key):
 
 def _torch_host_counts(y, t, ignore_label, k, out):
     """CPU tensors through numpy views of their memory: same plans, same kernels."""
-    y_view, y_dtype = _torch_host_view(y)
+    y_view, y_dtype = _torch_host_view(y, "y")
     if _is_torch(t):
         if t.is_cuda:
             raise ValueError("y and t must be on the same device; got y on the host and t on %s" % t.device)
-        t_view = _torch_host_view(t)[0]
+        t_view = _torch_host_view(t, "t")[0]
     else:
         t_view = _from_dlpack(t)
     import torch  # already imported: y is a tensor
@@ -326,7 +327,7 @@ def _torch_host_counts(y, t, ignore_label, k, out):
         if out.device.type != "cpu" or out.dtype != torch.int64:
             raise ValueError("out must be an int64 tensor of shape (2,) on the host; got dtype %s on %s"
                              % (out.dtype, out.device))
-        _host_counts(y_view, t_view, ignore_label, k, out.numpy(), y_dtype)  # adds in place
+        _host_counts(y_view, t_view, ignore_label, k, _torch_out_view(out), y_dtype)  # adds in place
         return out
     return _host_counts(y_view, t_view, ignore_label, k, out, y_dtype)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _accuracy, _core, _layout
 from ._accuracy import host_view
-from ._interop import is_device_array, is_torch_tensor, torch_host_view, unwrap
+from ._interop import is_device_array, is_torch_tensor, torch_host_view, torch_out_view, unwrap
 
 _PLANS = _layout.PlanCache()  # one plan per call shape, as for accuracy
 
@@ -119,8 +119,8 @@ def _torch_histogram_plan(y, t, ignore_label, kmax):
     """The RankHistogramPlan of a torch (y, t) layout, False when the layout needs copies,
     None when these tensors are misaligned (others of this layout may not be). Raises the
     usual errors for bad dtypes and shapes."""
-    y_view, y_dtype = torch_host_view(y)
-    t_view = torch_host_view(t)[0]
+    y_view, y_dtype = torch_host_view(y, "y")
+    t_view = torch_host_view(t, "t")[0]
     _, _, y_code, t_code, view, has_ignore, ignore, copied = host_view(y_view, t_view, ignore_label, y_dtype)
     if copied:
         return False if y_view.flags.aligned and t_view.flags.aligned else None
@@ -146,8 +146,8 @@ def _torch_host_counts(y, t, ignore_label, ks, out):
                 counts = exchange.topk(y, t, ignore_label, ks, out)
         if counts is not None and counts is not False:
             return counts
-    y_view, y_dtype = torch_host_view(y)
-    t_view = torch_host_view(t)[0] if is_torch_tensor(t) else t
+    y_view, y_dtype = torch_host_view(y, "y")
+    t_view = torch_host_view(t, "t")[0] if is_torch_tensor(t) else t
     if out is None:
         return torch.from_numpy(_host_counts(y_view, t_view, ignore_label, ks, None, y_dtype))
     if not is_torch_tensor(out):
@@ -155,5 +155,5 @@ def _torch_host_counts(y, t, ignore_label, ks, out):
     if out.device.type != "cpu" or out.dtype != torch.int64 or tuple(out.shape) != (len(ks), 2):
         raise ValueError("out must be an int64 array of shape (%d, 2) on y's device (the host); got dtype %s, "
                          "shape %s on %s" % (len(ks), out.dtype, tuple(out.shape), out.device))
-    _host_counts(y_view, t_view, ignore_label, ks, out.numpy(), y_dtype)  # adds in place
+    _host_counts(y_view, t_view, ignore_label, ks, torch_out_view(out), y_dtype)  # adds in place
     return out

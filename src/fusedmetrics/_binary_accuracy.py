@@ -60,8 +60,8 @@ def binary_accuracy_counts(y, t, *, out=None):
 
 def _host_counts(y, t):
     """The fused C++ count of host inputs, read in place where the layouts allow."""
-    y, y_dtype = host_readable(y)
-    t, t_dtype = host_readable(t)
+    y, y_dtype = host_readable(y, "y")
+    t, t_dtype = host_readable(t, "t")
     y, t = np.asarray(y), np.asarray(t)
     y_dtype = y.dtype if y_dtype is None else y_dtype
     _check(y_dtype, y.shape, t.dtype, t.shape)

@@ -31,6 +31,9 @@ def check_arrays(y_dtype, y_shape, t_dtype, t_shape, num_classes):
             raise ValueError("integer predictions y must have t's shape; got y.shape %s and t.shape %s"
                              % (tuple(y_shape), tuple(t_shape)))
         return pred_code, 0, t_code
+    if _dtypes.logit_code(y_dtype) is None:
+        raise TypeError("y must hold scores (float16, bfloat16, float32 or float64, shape (N, C, ...)) or integer "
+                        "predictions (t's shape); got y.shape %s, y.dtype %s" % (tuple(y_shape), y_dtype))
     y_code, _ = _layout.check_dtypes(y_dtype, t_dtype, y_shape, t_shape)
     _layout.check_shapes(y_shape, t_shape)
     if y_shape[1] != num_classes:

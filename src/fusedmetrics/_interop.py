@@ -121,8 +121,9 @@ def torch_readable(t):
     return t
 
 
-def torch_host_view(t):
-    """(numpy view of a CPU tensor's memory, its dtype for the kernels).
+def torch_host_view(t, what="the tensor"):
+    """(numpy view of a CPU tensor's memory, its dtype for the kernels); ``what`` names
+    the argument in errors.
 
     bfloat16 has no numpy dtype without ml_dtypes: the view is int16 and the dtype
     ``BFLOAT16``, which the dtype table reads as bfloat16."""
@@ -137,8 +138,21 @@ def torch_host_view(t):
         torch = sys.modules["torch"]
         if t.dtype is torch.bfloat16:
             return t.view(torch.int16).numpy(), _numpy_dtype_of_torch(t.dtype)
-        array = t.numpy()
+        try:
+            array = t.numpy()
+        except TypeError:  # float8, complex32, quantized ...: nothing numpy (or we) can read
+            raise TypeError(f"{what} has dtype {t.dtype}, which fusedmetrics does not take (scores: float16, "
+                            f"bfloat16, float32, float64; labels: integers); got {what}.shape "
+                            f"{tuple(t.shape)}") from None
     return array, array.dtype
+
+
+def torch_out_view(out):
+    """The numpy view of a CPU int64 torch ``out``'s memory, which the counts are added into."""
+    try:
+        return out.numpy()
+    except RuntimeError as exc:  # a lazy negation or conjugation: no plain memory to add into
+        raise ValueError("out must be a plain int64 tensor (no pending negation); %s" % exc) from None
 
 
 def from_dlpack(obj):
@@ -156,13 +170,13 @@ def from_dlpack(obj):
     return require_cupy().from_dlpack(obj)
 
 
-def host_readable(x):
+def host_readable(x, what="the tensor"):
     """(numpy array, dtype for the kernels) of a host input, read in place: a CPU
     torch tensor through ``torch_host_view`` (bfloat16 as an int16 view: the dtype
     says what it holds), another ``__dlpack__`` producer through ``from_dlpack``,
-    anything else as it is (the caller checks it)."""
+    anything else as it is (the caller checks it). ``what`` names it in errors."""
     if is_torch_tensor(x):
-        return torch_host_view(x)
+        return torch_host_view(x, what)
     x = from_dlpack(x)
     return x, getattr(x, "dtype", None)
 

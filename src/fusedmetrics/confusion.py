@@ -26,7 +26,7 @@ import operator
 import numpy as np
 
 from . import _confusion_host, _snapshot
-from ._interop import from_dlpack, host_readable, is_torch_tensor, loaded_torch, to_host, unwrap
+from ._interop import from_dlpack, host_readable, is_torch_tensor, loaded_torch, to_host, torch_out_view, unwrap
 from ._interop import is_device_array as _is_device
 
 __all__ = ["ConfusionMatrix", "confusion_matrix"]
@@ -87,8 +87,8 @@ def confusion_matrix(y, t, num_classes, ignore_label=None, *, out=None):
 
 def _host_counts(y, t, num_classes, ignore_label, out):
     """Host inputs of any kind (numpy, CPU torch tensors, buffers) read in place."""
-    y, y_dtype = host_readable(y)
-    t = host_readable(t)[0]
+    y, y_dtype = host_readable(y, "y")
+    t = host_readable(t, "t")[0]
     return _confusion_host.counts(y, t, num_classes, ignore_label, out, y_dtype)
 
 
@@ -104,11 +104,7 @@ def _torch_host_counts(y, t, num_classes, ignore_label, out):
     if out.device.type != "cpu" or out.dtype != torch.int64 or tuple(out.shape) != shape:
         raise ValueError("out must be an int64 tensor of shape %s on the host; got dtype %s, shape %s on %s"
                          % (shape, out.dtype, tuple(out.shape), out.device))
-    try:
-        view = out.numpy()  # the tensor's memory: the counts land in it
-    except RuntimeError as exc:  # a lazy negation or conjugation: no plain memory to add into
-        raise ValueError("out must be a plain int64 tensor (no pending negation); %s" % exc) from None
-    _host_counts(y, t, num_classes, ignore_label, view)
+    _host_counts(y, t, num_classes, ignore_label, torch_out_view(out))  # the tensor's memory: the counts land in it
     return out
 
 

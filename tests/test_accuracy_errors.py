@@ -78,3 +78,26 @@ def test_plan_refuses_views_whose_offsets_overflow(y_strides):
     with pytest.raises(IndexError):
         plan.count(np.zeros((2, 2), np.float32), np.ones(2, np.int32), out)
     np.testing.assert_array_equal(out, [0, 0])
+
+
+def test_plans_refuse_misaligned_buffers_from_direct_callers():
+    """Python copies misaligned inputs first; the C++ plans themselves refuse them too, as
+    the kernels read through typed pointers (the plans are reachable from Python)."""
+    from fusedmetrics import _core
+    misaligned_y = np.frombuffer(np.zeros(4 * 4 + 1, np.uint8).tobytes(), np.float32, count=4, offset=1).reshape(2, 2)
+    t = np.ones(2, np.int32)
+    plan = _core.AccuracyPlan(2, 2, 2, 1, (2, 1, 1), 2, (1, 1), False, 0, 1)
+    out = np.zeros(2, np.int64)
+    with pytest.raises(ValueError, match="y is not aligned"):
+        plan.count(misaligned_y, t, out)
+    np.testing.assert_array_equal(out, [0, 0])
+    histogram = _core.RankHistogramPlan(2, 2, 2, 1, (2, 1, 1), 2, (1, 1), False, 0, 1)
+    with pytest.raises(ValueError, match="y is not aligned"):
+        histogram.count(misaligned_y, t)
+    confusion = _core.ConfusionPlan(2, -1, 2, 2, 1, (2, 1, 1), 2, (1, 1), False, 0)
+    matrix = np.zeros((2, 2), np.int64)
+    with pytest.raises(ValueError, match="y is not aligned"):
+        confusion.count(misaligned_y, t, matrix)
+    assert not matrix.any()
+    plan.count(misaligned_y.copy(), t, out)   # an aligned copy counts
+    assert out[1] == 2

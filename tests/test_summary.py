@@ -347,3 +347,14 @@ def test_merge_adds_new_keys_in_others_order():
     assert a.compute_mean() == c.compute_mean()
     with pytest.raises(TypeError):
         a.merge({"x": 1.0})
+
+
+@pytest.mark.parametrize("row", [[np.nan, 1.0, 0.0], [-1.0, 1.0, 0.0], [1.0, 1.0, -1.0]])
+def test_the_state_table_itself_refuses_nan_weights_or_negative_moments(row):
+    """Loaders validate first; the C++ table refuses such rows too (direct callers). A NaN
+    mean or M2 stays loadable: NaN values leave it."""
+    s = DictSummary()
+    s.add({"a": 2.0})
+    with pytest.raises(ValueError, match="negative or NaN weight, or a negative M2"):
+        s._state.combine(["a"], np.array([row]), np.array([True]), False)
+    assert s.compute_mean() == {"a": 2.0}

@@ -42,12 +42,16 @@ inline Extent array_extent(const pybind11::array& a) {
   return extent_of(size_t(a.ndim()), a.shape(), a.strides(), 1, a.itemsize());
 }
 
+// Also refuses a misaligned buffer: the kernels read elements through typed pointers
+// (Python copies misaligned inputs before they get here).
 inline void require_inside(const Extent& view, const pybind11::array& a, const char* name) {
   if (view.empty) return;
   const Extent arr = array_extent(a);
   if (arr.empty || view.low < arr.low || view.high > arr.high)
     throw std::out_of_range(std::string("internal error: the normalised view of ") + name +
                             " reaches outside its buffer");
+  if (reinterpret_cast<uintptr_t>(a.data()) % uintptr_t(a.itemsize()) != 0)
+    throw std::invalid_argument(std::string("internal error: ") + name + " is not aligned to its item size");
 }
 
 }  // namespace fm::bindings

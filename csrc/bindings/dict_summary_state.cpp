@@ -280,9 +280,12 @@ py::list DictSummaryState::names() const {
 
 py::array_t<double> DictSummaryState::moments() const {
   wait_readable();
-  py::array_t<double> out({static_cast<py::ssize_t>(size()), py::ssize_t(3)});
+  // One size for the whole copy: allocating `out` runs Python, and a thread that adds
+  // keys meanwhile must not make the loop outrun the array.
+  const std::size_t n = size();
+  py::array_t<double> out({static_cast<py::ssize_t>(n), py::ssize_t(3)});
   double* p = out.mutable_data();
-  for (std::size_t i = 0; i < size(); ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     const fm::Moments& m = table_.row(i);
     p[3 * i] = m.weight;
     p[3 * i + 1] = m.mean;
@@ -301,7 +304,7 @@ py::array_t<double> DictSummaryState::merged_moments(
   py::array_t<double> out = moments();
   double* p = out.mutable_data();
   const double* d = device_rows.data();
-  for (std::size_t i = 0; i < size(); ++i) {
+  for (std::size_t i = 0; i < std::size_t(out.shape(0)); ++i) {
     if (!device_[i]) continue;
     if (static_cast<py::ssize_t>(i) >= device_rows.shape(0)) {
       throw py::value_error("device_rows has " + std::to_string(device_rows.shape(0)) +
@@ -317,9 +320,10 @@ py::array_t<double> DictSummaryState::merged_moments(
 
 py::array_t<bool> DictSummaryState::integer_weights() const {
   wait_readable();
-  py::array_t<bool> out(static_cast<py::ssize_t>(size()));
+  const std::size_t n = size();  // as in moments()
+  py::array_t<bool> out(static_cast<py::ssize_t>(n));
   bool* p = out.mutable_data();
-  for (std::size_t i = 0; i < size(); ++i) p[i] = table_.integer_weights(i);
+  for (std::size_t i = 0; i < n; ++i) p[i] = table_.integer_weights(i);
   return out;
 }
 
@@ -368,7 +372,7 @@ py::dict DictSummaryState::make_statistics() const {
 py::tuple DictSummaryState::statistics_of(std::size_t slot) const {
   wait_readable();
   if (slot >= table_.size()) throw py::index_error("slot out of range");
-  const fm::Moments& m = table_.row(slot);
+  const fm::Moments m = table_.row(slot);  // a copy: making the floats runs Python, which may grow the table
   return py::make_tuple(as_float64(host_mean(m)), as_float64(fm::summary_std(m)));
 }
 
@@ -398,8 +402,9 @@ void DictSummaryState::combine(py::handle names,
       throw py::error_already_set();
     }
     if (PyDict_SetItem(seen.ptr(), name, Py_None) != 0) throw py::error_already_set();
-    if (m[3 * i] < 0 || m[3 * i + 2] < 0) {
-      PyErr_Format(PyExc_ValueError, "moments for %R have a negative weight or M2", name);
+    // A NaN weight is refused (add refuses NaN weights); a NaN mean or M2 is what NaN values leave.
+    if (!(m[3 * i] >= 0) || m[3 * i + 2] < 0) {
+      PyErr_Format(PyExc_ValueError, "moments for %R have a negative or NaN weight, or a negative M2", name);
       throw py::error_already_set();
     }
     if (std::isinf(m[3 * i])) {

@@ -60,7 +60,10 @@ class TorchAccuracyCache {
                   py::handle out) {
     if (ks.empty()) return py::bool_(false);
     int64_t kmax = ks[0];
-    for (int64_t k : ks) kmax = k > kmax ? k : kmax;
+    for (int64_t k : ks) {
+      if (k < 1) return py::bool_(false);  // Python checks k; below[k] must stay in range regardless
+      kmax = k > kmax ? k : kmax;
+    }
     Call in;
     if (!read_call(kTopK, y, t, ignore_label, kmax, out, int64_t(ks.size()), &in)) return py::bool_(false);
     const auto found = plans_.find(in.key);

@@ -9,8 +9,12 @@ namespace {
 
 bool cpu_has_avx2() {
 #if defined(FM_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  // Every extension the AVX2 and AVX-512 builds are compiled with (CMakeLists.txt): a VM may hide
+  // one while showing AVX2. "abm" is the CPUID bit of LZCNT.
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("abm") &&
+         __builtin_cpu_supports("popcnt");
 #else
   return false;
 #endif

@@ -270,6 +270,35 @@ def test_one_rank_real_comm_self():
     assert mpi4py
 
 
+def test_growing_c_keeps_the_invalid_count_of_the_matrix_it_replaces():
+    """Device maps count out-of-range labels in ``invalid`` instead of raising (simulated
+    here: the counter the kernel would set); a later growth of C must not drop them."""
+    from fusedmetrics.extensions._label_counts import LabelCounts
+    counts = LabelCounts(None, ignore_label=-1)
+    counts.update(numpy.array([[0, 1]]), numpy.array([[0, 1]]))           # C = 2
+    counts._cm._invalid = numpy.array(1, dtype=numpy.int64)                # a truth of -3 on a GPU
+    counts.update(numpy.array([[5, 1]]), numpy.array([[1, 1]]))           # grows C to 6
+    counts.update(numpy.array([[7]]), numpy.array([[2]]))                 # and to 8
+    assert counts.num_classes == 8 and counts.invalid == 1
+    assert counts.counts().sum() == 5
+
+
+def test_create_multi_node_evaluator_gives_it_the_comm_instead_of_patching():
+    """Patching would call evaluate() from evaluate_summary() and back (a RecursionError on
+    every rank); the evaluator counts over the ranks itself once it has the communicator."""
+    pytest.importorskip('mpi4py')
+    from mpi4py import MPI
+    from fusedmetrics.multi_node import create_multi_node_evaluator, is_multi_node_evaluator
+    numpy.random.seed(0)
+    model = SegNet()
+    data = make_data(5, seed=4)
+    ev = extensions.SemanticSegmentationEvaluator(iterator(data), model, num_classes=C)
+    assert create_multi_node_evaluator(ev, MPI.COMM_SELF) is ev
+    assert ev.comm is MPI.COMM_SELF and not is_multi_node_evaluator(ev)
+    assert_matches(evaluate(ev), reference(model, data))
+    assert create_multi_node_evaluator(ev, MPI.COMM_SELF) is ev   # again: the same comm is fine
+
+
 # --- inside a real Trainer --------------------------------------------------------------------
 
 class TrainChain(chainer.Chain):

@@ -30,6 +30,7 @@ class LabelCounts:
         self.fixed = num_classes is not None
         self.num_classes = int(num_classes) if self.fixed else 0
         self._carry = None  # host counts kept from before the last growth
+        self._carry_invalid = 0  # and their out-of-range samples (device maps count them)
         self._cm = ConfusionMatrix(self.num_classes, ignore_label) if self.fixed else None
 
     def update(self, pred, truth):
@@ -59,6 +60,7 @@ class LabelCounts:
         if self._cm is not None:
             c = self.num_classes
             grown[:c, :c] = self._carry_plus_counts()
+            self._carry_invalid = self.invalid
         self._carry = grown
         self.num_classes = n
         self._cm = ConfusionMatrix(n, self.ignore_label)
@@ -69,7 +71,7 @@ class LabelCounts:
 
     @property
     def invalid(self):
-        return 0 if self._cm is None else int(host(self._cm.invalid))
+        return self._carry_invalid + (0 if self._cm is None else int(host(self._cm.invalid)))
 
     def counts(self):
         """The host int64 (C, C) counts, without checking ``invalid``."""

@@ -93,6 +93,9 @@ class SemanticSegmentationEvaluator(Evaluator):
     default_name = 'validation'
     priority = extension.PRIORITY_WRITER
 
+    # create_multi_node_evaluator gives such an evaluator its comm rather than patching it.
+    counts_over_ranks_with_comm = True
+
     def __init__(self, iterator, target, label_names=None, comm=None, *, ignore_label=-1,
                  num_classes=None):
         if iterator is None:

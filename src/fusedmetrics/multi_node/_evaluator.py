@@ -57,6 +57,8 @@ def create_multi_node_evaluator(evaluator, comm):
     An evaluator with a ``multi_node_observation(mpi_comm)`` method (``ClassificationEvaluator``)
     has it called on every rank after the summary's collective; the ``{key: value}`` it returns
     (exact over all ranks, from its own collective) is added to ``evaluate()``'s result.
+    An evaluator that counts over the ranks itself (``SemanticSegmentationEvaluator``: one
+    confusion matrix summed by its ``comm``) is given ``comm`` instead, and returned unpatched.
     Subclasses of Chainer's Evaluator whose ``evaluate()`` does not return the
     ``compute_mean()`` of a ``chainer.reporter.DictSummary`` it created are rejected at evaluation
     time with a TypeError (raised on all ranks, as above).
@@ -81,6 +83,14 @@ def create_multi_node_evaluator(evaluator, comm):
     if hasattr(evaluator, "_mn_original_evaluate"):
         raise ValueError("evaluator was already patched by chainermn.create_multi_node_evaluator; "
                          "pass the unpatched evaluator")
+    if getattr(evaluator, "counts_over_ranks_with_comm", False):
+        # Its scores come from one matrix summed over the ranks (its own comm), never from
+        # a mean of per-rank scores: give it the communicator instead of patching it.
+        if evaluator.comm is None:
+            evaluator.comm = comm
+        elif not same_communicator(resolve_comm(evaluator.comm, "evaluator.comm"), mpi_comm):
+            raise ValueError("evaluator already has a comm, for a different communicator than the one given")
+        return evaluator
 
     original_summary = getattr(evaluator, "evaluate_summary", None)
     if callable(original_summary):

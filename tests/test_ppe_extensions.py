@@ -122,3 +122,29 @@ def test_progress_bar_runs(capsys):
     result = ev()
     assert set(result) == {"main/loss", "main/correct", "main/total"}
     assert "validation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("num, den, expected", [(0, 0, "nan"), (torch.tensor(0), torch.tensor(0), "nan"),
+                                                (3, 0, "inf"), (3, 4, 0.75)])
+def test_micro_average_zero_denominator_reports_nan_as_ppe_tensor_division(num, den, expected):
+    """Every label of a period ignored: ppe divides by a tensor and reports NaN; a crash of
+    the training loop (ZeroDivisionError) is what ours did."""
+    import math
+    ext = fmppe.MicroAverage("n", "d", "r", trigger=(1, "iteration"))
+    m = _Manager()
+    m.iteration, m.observation = 1, {"n": num, "d": den}
+    with ppe.reporting.Reporter().scope(out := {}):
+        ext(m)
+    got = out["r"]
+    assert type(got) is float
+    if expected == "nan":
+        assert math.isnan(got)
+        ppe_ext_ = ppe_ext.MicroAverage("n", "d", "r", trigger=(1, "iteration"))
+        if isinstance(den, torch.Tensor):   # ppe's own result on the same observation
+            with ppe.reporting.Reporter().scope(theirs := {}):
+                ppe_ext_(m)
+            assert math.isnan(float(theirs["r"]))
+    elif expected == "inf":
+        assert got == math.inf
+    else:
+        assert got == expected

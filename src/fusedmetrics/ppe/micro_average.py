@@ -1,4 +1,6 @@
 """MicroAverage for pytorch-pfn-extras: sum(numerator) / sum(denominator) over a period."""
+import math
+
 from pytorch_pfn_extras import reporting
 from pytorch_pfn_extras.training import extension
 from pytorch_pfn_extras.training import trigger as trigger_module
@@ -16,6 +18,13 @@ def _plain(value):
     return item() if callable(item) else value
 
 
+def _ratio(num, den):
+    """num / den with IEEE rules at den == 0 (NaN, +-inf) instead of ZeroDivisionError."""
+    if den:
+        return num / den
+    return math.nan if num == 0 or math.isnan(num) else math.copysign(math.inf, num) * math.copysign(1.0, den)
+
+
 class MicroAverage(extension.Extension):
     """Drop-in for ``ppe.training.extensions.MicroAverage``: same arguments, priority,
     skipping rule (both keys must be observed) and report ``float(num) / den``.
@@ -29,6 +38,9 @@ class MicroAverage(extension.Extension):
       saved as Python numbers (``torch.load(..., weights_only=True)`` reads them) and
       ppe's state dicts load.
     * Observed tensors are summed detached (ppe keeps the autograd graph alive).
+    * The result is a Python float. A zero denominator (every label of the period
+      ignored, say) gives NaN, or +-inf over a nonzero numerator, as ppe's division by
+      a tensor does; ppe raises ZeroDivisionError when the sums are Python numbers.
     """
 
     priority = extension.PRIORITY_EDITOR
@@ -49,7 +61,7 @@ class MicroAverage(extension.Extension):
         self._numerator = self._numerator + (num.detach() if is_torch_tensor(num) else num)
         self._denominator = self._denominator + (den.detach() if is_torch_tensor(den) else den)
         if self._trigger(manager):
-            result = float(self._numerator) / float(self._denominator)
+            result = _ratio(float(self._numerator), float(self._denominator))
             self._numerator = 0
             self._denominator = 0
             reporting.report({self._result_key: result})

@@ -155,6 +155,20 @@ def test_target_without_y_and_argument_errors():
         extensions.ClassificationEvaluator(it(x, t), NoY(), -1)
 
 
+def test_an_eval_func_that_leaves_target_y_unchanged_is_refused():
+    """A training step leaves target.y; an eval_func that does not call the target would
+    have those scores counted against the validation labels."""
+    _, (x, t) = data()
+    model = Classifier(MLP())
+    model(x[:3], t[:3])   # what the last training iteration leaves in model.y
+
+    def eval_func(x, t):   # reports something, never calls the model
+        chainer.report({'dummy': 1.0}, model)
+
+    with pytest.raises(ValueError, match='target.y, which is unchanged'):
+        evaluate(extensions.ClassificationEvaluator(it(x, t), model, C, eval_func=eval_func))
+
+
 def test_dict_batches_take_the_last_value_as_labels():
     _, (x, t) = data()
     numpy.random.seed(2)

@@ -85,13 +85,15 @@ class ClassificationEvaluator(Evaluator):
         confusion.reset()
 
         def counted(*args, **kwargs):
+            before = getattr(target, 'y', None)
             out = call(*args, **kwargs)
             y = getattr(target, 'y', None)
-            if y is None:
+            if y is None or y is before:  # unchanged: the scores of an earlier batch
                 raise ValueError(
-                    'ClassificationEvaluator reads the scores from target.y, which is None after '
+                    'ClassificationEvaluator reads the scores from target.y, which is %s after '
                     'the call (use chainer.links.Classifier or fusedmetrics.links.Classifier, or '
-                    'a target that keeps its last output in .y)')
+                    'a target that keeps its last output in .y; an eval_func must call the target)'
+                    % ('None' if y is None else 'unchanged'))
             confusion.update(unwrap(y), unwrap(_labels_of(args, kwargs)))
             return out
 

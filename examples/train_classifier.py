@@ -84,8 +84,9 @@ def main(argv=None):
     train = chainer.datasets.TupleDataset(x_train, t_train)
     test = chainer.datasets.TupleDataset(x_test, t_test)
     if comm is not None:
+        # Training shards of equal length: every rank's epoch ends on the same iteration.
         train = multi_node.scatter_dataset(train, comm, shuffle=True,
-                                           seed=args.seed)
+                                           seed=args.seed, force_equal_length=True)
         test = multi_node.scatter_dataset(test, comm)
 
     _seed_everything(args.seed, device)

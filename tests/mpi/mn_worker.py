@@ -468,6 +468,8 @@ def scatter_scenario():
         mismatch = exc
     root_shuffle = WORLD.allgather(list(scatter_dataset(list(range(9)), chainermn.create_communicator("naive"),
                                                         shuffle=True, seed=11, root=SIZE - 1)))
+    equal = {n: WORLD.allgather(list(scatter_dataset(list(range(n)), WORLD, shuffle=True, seed=3,
+                                                     force_equal_length=True))) for n in (1, 7, 53)}
 
     def verify():
         for (n, shuffle, seed), shards in records.items():
@@ -483,6 +485,13 @@ def scatter_scenario():
                 assert flat == [100 + i for i in np.random.RandomState(seed).permutation(n)]
         assert isinstance(mismatch, ValueError) and "lengths per rank" in str(mismatch), repr(mismatch)
         assert [v for s in root_shuffle for v in s] == list(np.random.RandomState(11).permutation(9))
+        for n, shards in equal.items():  # training shards: ceil(n/P) each, covering every example
+            assert {len(s) for s in shards} == {-(-n // SIZE)}, (n, shards)
+            assert set(v for s in shards for v in s) == set(range(n)), (n, shards)
+            perm = np.random.RandomState(3).permutation(n)
+            for r, s in enumerate(shards):
+                a, b = shard_bounds(n, SIZE, r)
+                assert s[:b - a] == list(perm[a:b]), (r, s)   # its own examples first
     return verify
 
 

@@ -9,7 +9,7 @@ def shard_bounds(n, size, rank):
     return n * rank // size, n * (rank + 1) // size
 
 
-def scatter_dataset(dataset, comm, shuffle=False, seed=None, root=0):
+def scatter_dataset(dataset, comm, shuffle=False, seed=None, root=0, *, force_equal_length=False):
     """Returns this rank's shard of ``dataset``: no example duplicated, the union is the dataset.
 
     Every rank passes the same dataset (e.g. each loads it from disk); nothing but its length and,
@@ -24,10 +24,18 @@ def scatter_dataset(dataset, comm, shuffle=False, seed=None, root=0):
     Collectives: one ``Allgather`` of the lengths (every rank checks they agree and raises the
     same ValueError otherwise), plus one ``Bcast`` of the permutation when ``shuffle``.
 
+    ``force_equal_length=True`` is for TRAINING data: every shard gets ceil(N/P) examples, the
+    short ones continuing into the next rank's (wrapping to the first), so that every rank's epoch
+    has the same number of iterations. Synchronous data-parallel training needs that: with
+    uneven shards the epoch triggers (an evaluator, ``MicroAverage(comm=...)``) fire on different
+    iterations on different ranks and their collectives meet the optimizer's allreduce, a
+    deadlock. The shard is then a ``ShardView``.
+
     Deliberate difference from ``chainermn.scatter_dataset``: ChainerMN sends the examples from
     the root and, by default (``force_equal_length=True``), pads the shards with duplicated
-    examples so that all have ceil(N/P) items, which biases evaluation. Here shards never overlap;
-    use a non-repeating iterator per rank, and an exact multi-node evaluator.
+    examples so that all have ceil(N/P) items, which biases evaluation. Here the default is
+    ``False``: shards never overlap; use a non-repeating iterator per rank, and an exact
+    multi-node evaluator.
     """
     mpi_comm = resolve_comm(comm, "comm")
     size, rank = mpi_comm.Get_size(), mpi_comm.Get_rank()
@@ -56,6 +64,9 @@ def scatter_dataset(dataset, comm, shuffle=False, seed=None, root=0):
             order[:] = np.random.RandomState(seed).permutation(n)
         mpi_comm.Bcast(order, root=int(root))
     start, stop = shard_bounds(n, size, rank)
+    if force_equal_length and n and stop - start < -(-n // size):
+        base = np.arange(n) if order is None else order
+        return ShardView(dataset, 0, -(-n // size), base[np.arange(start, start + -(-n // size)) % n])
     return _make_view(dataset, start, stop, order)
 
 

@@ -16,6 +16,15 @@ def test_self_overlapping_out_is_refused_and_left_unchanged():
     assert base[0] == 7
 
 
+def test_counters_that_straddle_each_other_are_refused_too():
+    """Half an int64 apart: the two counters share four bytes (the one rule, _layout.overlaps_itself)."""
+    base = np.zeros(3, np.int64)
+    out = np.lib.stride_tricks.as_strided(base, shape=(2,), strides=(4,))
+    with pytest.raises(ValueError, match="out must not overlap itself"):
+        fm.accuracy_counts(Y, T, out=out)
+    assert not base.any()
+
+
 def test_self_overlapping_out_is_refused_on_the_cached_plan_path():
     fm.accuracy_counts(Y, T)  # the plan for this shape is now cached
     base = np.zeros(1, np.int64)

@@ -45,7 +45,7 @@ def _host_out(out):
     if out is None:
         return np.zeros(2, dtype=np.int64)
     if (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (2,) and out.flags.writeable
-            and out.strides[0] != 0):
+            and not _layout.overlaps_itself(out)):
         return out
     if _is_device(out):
         raise ValueError("out must be on the same device as y (the host); got a device array")
@@ -55,7 +55,7 @@ def _host_out(out):
                             else type(out).__name__))
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    # A zero stride makes both counters one int64: the sum would land in both.
+    # A zero stride makes both counters one int64: the sum would land in both (_layout.overlaps_itself).
     raise ValueError("out must not overlap itself; got an int64 (2,) view with strides %s" % (out.strides,))
 
 

@@ -13,6 +13,11 @@ void bind_info(py::module_& m) {
     info["compiler"] = FM_CXX_COMPILER;
     info["build_type"] = FM_BUILD_TYPE;
     info["cpu_isas_compiled"] = FM_CPU_ISAS;
+#ifdef FM_AVX512_EMULATED
+    info["avx512_emulated"] = true;  // a test build: "avx512" is SIMDe's emulation, not the hardware's
+#else
+    info["avx512_emulated"] = false;
+#endif
     return info;
   });
   m.def("usable_isas", &fm::cpu::usable_isas, "ISA builds of the CPU kernels that this CPU can run, best last.");

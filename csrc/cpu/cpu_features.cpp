@@ -21,7 +21,9 @@ bool cpu_has_avx2() {
 }
 
 bool cpu_has_avx512() {
-#if defined(FM_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#if defined(FM_AVX512_EMULATED)
+  return cpu_has_avx2();  // test build: the AVX-512 units are SIMDe emulation compiled for AVX2
+#elif defined(FM_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
   // __builtin_cpu_supports also checks that the OS saves the AVX-512 state.
   __builtin_cpu_init();
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -132,23 +132,42 @@ inline simde__m512 cvtph_ps(simde__m256i a) {
 
 }  // namespace fm_avx512_emulation
 
+// Each #undef drops the alias a later SIMDe may have for the name.
+#undef _mm512_maskz_loadu_epi16
 #define _mm512_maskz_loadu_epi16 fm_avx512_emulation::maskz_loadu_epi16
+#undef _mm256_maskz_loadu_epi16
 #define _mm256_maskz_loadu_epi16 fm_avx512_emulation::maskz_loadu_epi16_256
+#undef _mm512_maskz_loadu_epi32
 #define _mm512_maskz_loadu_epi32 fm_avx512_emulation::maskz_loadu_epi32
+#undef _mm512_maskz_loadu_epi64
 #define _mm512_maskz_loadu_epi64 fm_avx512_emulation::maskz_loadu_epi64
+#undef _mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_ps fm_avx512_emulation::maskz_loadu_ps
+#undef _mm512_maskz_loadu_pd
 #define _mm512_maskz_loadu_pd fm_avx512_emulation::maskz_loadu_pd
+#undef _mm512_cmpgt_epi16_mask
 #define _mm512_cmpgt_epi16_mask(a, b) fm_avx512_emulation::mask_cmpgt_epi16(simde__mmask32(~0u), (a), (b))
+#undef _mm512_mask_cmpgt_epi16_mask
 #define _mm512_mask_cmpgt_epi16_mask fm_avx512_emulation::mask_cmpgt_epi16
+#undef _mm256_mask_cmpgt_epi16_mask
 #define _mm256_mask_cmpgt_epi16_mask fm_avx512_emulation::mask_cmpgt_epi16_256
+#undef _mm512_mask_cmplt_epi16_mask
 #define _mm512_mask_cmplt_epi16_mask fm_avx512_emulation::mask_cmplt_epi16
+#undef _mm512_cmplt_epi32_mask
 #define _mm512_cmplt_epi32_mask(a, b) fm_avx512_emulation::mask_cmplt_epi32(simde__mmask16(0xFFFF), (a), (b))
+#undef _mm512_mask_cmplt_epi32_mask
 #define _mm512_mask_cmplt_epi32_mask fm_avx512_emulation::mask_cmplt_epi32
+#undef _mm512_cmplt_epu32_mask
 #define _mm512_cmplt_epu32_mask(a, b) fm_avx512_emulation::mask_cmplt_epu32(simde__mmask16(0xFFFF), (a), (b))
+#undef _mm512_mask_cmplt_epi64_mask
 #define _mm512_mask_cmplt_epi64_mask fm_avx512_emulation::mask_cmplt_epi64
+#undef _mm512_cmplt_epu64_mask
 #define _mm512_cmplt_epu64_mask(a, b) fm_avx512_emulation::mask_cmplt_epu64(simde__mmask8(0xFF), (a), (b))
+#undef _mm512_mask_sub_epi16
 #define _mm512_mask_sub_epi16 fm_avx512_emulation::mask_sub_epi16
+#undef _mm512_cvtepu16_epi32
 #define _mm512_cvtepu16_epi32 fm_avx512_emulation::cvtepu16_epi32
+#undef _mm512_cvtph_ps
 #define _mm512_cvtph_ps fm_avx512_emulation::cvtph_ps
 
 // SIMDe 0.7 declares these aliases with four parameters; the intrinsics take three (k, a, b).

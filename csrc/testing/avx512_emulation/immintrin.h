@@ -47,16 +47,17 @@ inline Vec maskz_loadu(uint64_t mask, const void* p) {
   return from_lanes<Vec>(lanes);
 }
 
-// Compare lane by lane under a mask: bit i is set when mask bit i is set and less(a[i], b[i]).
-template <typename Lane, int N, typename Vec, typename Less>
-inline uint64_t mask_compare(uint64_t mask, Vec a, Vec b, Less less) {
+// Compare lane by lane under a mask: bit i is set when mask bit i is set and before(a[i], b[i]).
+// Returns the intrinsic's own mask type, so `auto` in a kernel keeps the hardware's width.
+template <typename Mask, typename Lane, int N, typename Vec, typename Before>
+inline Mask compare(uint64_t mask, Vec a, Vec b, Before before) {
   Lane la[N], lb[N];
   to_lanes(a, la);
   to_lanes(b, lb);
   uint64_t bits = 0;
   for (int i = 0; i < N; ++i)
-    if (((mask >> i) & 1) && less(la[i], lb[i])) bits |= uint64_t(1) << i;
-  return bits;
+    if (((mask >> i) & 1) && before(la[i], lb[i])) bits |= uint64_t(1) << i;
+  return Mask(bits);
 }
 
 struct Less {
@@ -67,40 +68,6 @@ struct Greater {
   template <typename T>
   bool operator()(T x, T y) const { return x > y; }
 };
-constexpr uint64_t kAll = ~uint64_t(0);
-
-}  // namespace fm_avx512_emulation
-
-namespace fm_avx512_emulation {
-
-inline simde__m512i maskz_loadu_epi16(simde__mmask32 k, const void* p) { return maskz_loadu<simde__m512i, int16_t, 32>(k, p); }
-inline simde__m256i maskz_loadu_epi16_256(simde__mmask16 k, const void* p) { return maskz_loadu<simde__m256i, int16_t, 16>(k, p); }
-inline simde__m512i maskz_loadu_epi32(simde__mmask16 k, const void* p) { return maskz_loadu<simde__m512i, int32_t, 16>(k, p); }
-inline simde__m512i maskz_loadu_epi64(simde__mmask8 k, const void* p) { return maskz_loadu<simde__m512i, int64_t, 8>(k, p); }
-inline simde__m512 maskz_loadu_ps(simde__mmask16 k, const void* p) { return maskz_loadu<simde__m512, float, 16>(k, p); }
-inline simde__m512d maskz_loadu_pd(simde__mmask8 k, const void* p) { return maskz_loadu<simde__m512d, double, 8>(k, p); }
-
-inline simde__mmask32 mask_cmpgt_epi16(simde__mmask32 k, simde__m512i a, simde__m512i b) {
-  return simde__mmask32(mask_compare<int16_t, 32>(k, a, b, Greater()));
-}
-inline simde__mmask16 mask_cmpgt_epi16_256(simde__mmask16 k, simde__m256i a, simde__m256i b) {
-  return simde__mmask16(mask_compare<int16_t, 16>(k, a, b, Greater()));
-}
-inline simde__mmask32 mask_cmplt_epi16(simde__mmask32 k, simde__m512i a, simde__m512i b) {
-  return simde__mmask32(mask_compare<int16_t, 32>(k, a, b, Less()));
-}
-inline simde__mmask16 mask_cmplt_epi32(simde__mmask16 k, simde__m512i a, simde__m512i b) {
-  return simde__mmask16(mask_compare<int32_t, 16>(k, a, b, Less()));
-}
-inline simde__mmask16 mask_cmplt_epu32(simde__mmask16 k, simde__m512i a, simde__m512i b) {
-  return simde__mmask16(mask_compare<uint32_t, 16>(k, a, b, Less()));
-}
-inline simde__mmask8 mask_cmplt_epi64(simde__mmask8 k, simde__m512i a, simde__m512i b) {
-  return simde__mmask8(mask_compare<int64_t, 8>(k, a, b, Less()));
-}
-inline simde__mmask8 mask_cmplt_epu64(simde__mmask8 k, simde__m512i a, simde__m512i b) {
-  return simde__mmask8(mask_compare<uint64_t, 8>(k, a, b, Less()));
-}
 
 inline simde__m512i mask_sub_epi16(simde__m512i src, simde__mmask32 k, simde__m512i a, simde__m512i b) {
   int16_t ls[32], la[32], lb[32];
@@ -134,40 +101,45 @@ inline simde__m512 cvtph_ps(simde__m256i a) {
 
 // Each #undef drops the alias a later SIMDe may have for the name.
 #undef _mm512_maskz_loadu_epi16
-#define _mm512_maskz_loadu_epi16 fm_avx512_emulation::maskz_loadu_epi16
 #undef _mm256_maskz_loadu_epi16
-#define _mm256_maskz_loadu_epi16 fm_avx512_emulation::maskz_loadu_epi16_256
 #undef _mm512_maskz_loadu_epi32
-#define _mm512_maskz_loadu_epi32 fm_avx512_emulation::maskz_loadu_epi32
 #undef _mm512_maskz_loadu_epi64
-#define _mm512_maskz_loadu_epi64 fm_avx512_emulation::maskz_loadu_epi64
 #undef _mm512_maskz_loadu_ps
-#define _mm512_maskz_loadu_ps fm_avx512_emulation::maskz_loadu_ps
 #undef _mm512_maskz_loadu_pd
-#define _mm512_maskz_loadu_pd fm_avx512_emulation::maskz_loadu_pd
+#define _mm512_maskz_loadu_epi16(k, p) fm_avx512_emulation::maskz_loadu<simde__m512i, int16_t, 32>((k), (p))
+#define _mm256_maskz_loadu_epi16(k, p) fm_avx512_emulation::maskz_loadu<simde__m256i, int16_t, 16>((k), (p))
+#define _mm512_maskz_loadu_epi32(k, p) fm_avx512_emulation::maskz_loadu<simde__m512i, int32_t, 16>((k), (p))
+#define _mm512_maskz_loadu_epi64(k, p) fm_avx512_emulation::maskz_loadu<simde__m512i, int64_t, 8>((k), (p))
+#define _mm512_maskz_loadu_ps(k, p) fm_avx512_emulation::maskz_loadu<simde__m512, float, 16>((k), (p))
+#define _mm512_maskz_loadu_pd(k, p) fm_avx512_emulation::maskz_loadu<simde__m512d, double, 8>((k), (p))
+
+// The compares: (mask type, lane type, lanes), under a mask or over all lanes.
+#define FM_EMULATED_COMPARE(M, L, N, k, a, b, before) \
+  fm_avx512_emulation::compare<M, L, N>((k), (a), (b), fm_avx512_emulation::before())
 #undef _mm512_cmpgt_epi16_mask
-#define _mm512_cmpgt_epi16_mask(a, b) fm_avx512_emulation::mask_cmpgt_epi16(simde__mmask32(~0u), (a), (b))
 #undef _mm512_mask_cmpgt_epi16_mask
-#define _mm512_mask_cmpgt_epi16_mask fm_avx512_emulation::mask_cmpgt_epi16
 #undef _mm256_mask_cmpgt_epi16_mask
-#define _mm256_mask_cmpgt_epi16_mask fm_avx512_emulation::mask_cmpgt_epi16_256
 #undef _mm512_mask_cmplt_epi16_mask
-#define _mm512_mask_cmplt_epi16_mask fm_avx512_emulation::mask_cmplt_epi16
 #undef _mm512_cmplt_epi32_mask
-#define _mm512_cmplt_epi32_mask(a, b) fm_avx512_emulation::mask_cmplt_epi32(simde__mmask16(0xFFFF), (a), (b))
 #undef _mm512_mask_cmplt_epi32_mask
-#define _mm512_mask_cmplt_epi32_mask fm_avx512_emulation::mask_cmplt_epi32
 #undef _mm512_cmplt_epu32_mask
-#define _mm512_cmplt_epu32_mask(a, b) fm_avx512_emulation::mask_cmplt_epu32(simde__mmask16(0xFFFF), (a), (b))
 #undef _mm512_mask_cmplt_epi64_mask
-#define _mm512_mask_cmplt_epi64_mask fm_avx512_emulation::mask_cmplt_epi64
 #undef _mm512_cmplt_epu64_mask
-#define _mm512_cmplt_epu64_mask(a, b) fm_avx512_emulation::mask_cmplt_epu64(simde__mmask8(0xFF), (a), (b))
+#define _mm512_cmpgt_epi16_mask(a, b) FM_EMULATED_COMPARE(simde__mmask32, int16_t, 32, ~0ull, a, b, Greater)
+#define _mm512_mask_cmpgt_epi16_mask(k, a, b) FM_EMULATED_COMPARE(simde__mmask32, int16_t, 32, k, a, b, Greater)
+#define _mm256_mask_cmpgt_epi16_mask(k, a, b) FM_EMULATED_COMPARE(simde__mmask16, int16_t, 16, k, a, b, Greater)
+#define _mm512_mask_cmplt_epi16_mask(k, a, b) FM_EMULATED_COMPARE(simde__mmask32, int16_t, 32, k, a, b, Less)
+#define _mm512_cmplt_epi32_mask(a, b) FM_EMULATED_COMPARE(simde__mmask16, int32_t, 16, ~0ull, a, b, Less)
+#define _mm512_mask_cmplt_epi32_mask(k, a, b) FM_EMULATED_COMPARE(simde__mmask16, int32_t, 16, k, a, b, Less)
+#define _mm512_cmplt_epu32_mask(a, b) FM_EMULATED_COMPARE(simde__mmask16, uint32_t, 16, ~0ull, a, b, Less)
+#define _mm512_mask_cmplt_epi64_mask(k, a, b) FM_EMULATED_COMPARE(simde__mmask8, int64_t, 8, k, a, b, Less)
+#define _mm512_cmplt_epu64_mask(a, b) FM_EMULATED_COMPARE(simde__mmask8, uint64_t, 8, ~0ull, a, b, Less)
+
 #undef _mm512_mask_sub_epi16
-#define _mm512_mask_sub_epi16 fm_avx512_emulation::mask_sub_epi16
 #undef _mm512_cvtepu16_epi32
-#define _mm512_cvtepu16_epi32 fm_avx512_emulation::cvtepu16_epi32
 #undef _mm512_cvtph_ps
+#define _mm512_mask_sub_epi16 fm_avx512_emulation::mask_sub_epi16
+#define _mm512_cvtepu16_epi32 fm_avx512_emulation::cvtepu16_epi32
 #define _mm512_cvtph_ps fm_avx512_emulation::cvtph_ps
 
 // SIMDe 0.7 declares these aliases with four parameters; the intrinsics take three (k, a, b).
